@@ -1,0 +1,56 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up what it needs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GRADIENT := $(VENV)/bin/gradient
+APT_PACKAGES := docker.io debootstrap
+export GRADIENT_CACHE_DIR ?= $(CURDIR)/.gradient-cache
+
+.PHONY: setup system venv dockerd demo test test-fast lint bench clean
+
+setup: system venv dockerd
+
+# System tools the tiers run (Docker engine, debootstrap). Installed only when missing and root.
+system:
+	@missing=""; for t in dockerd debootstrap; do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  else echo "note: install $(APT_PACKAGES) for the oci tier (needs root/apt)"; fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Start a Docker daemon in the background when none answers, and wait for its socket.
+dockerd:
+	@if command -v docker >/dev/null && ! docker info >/dev/null 2>&1 && command -v dockerd >/dev/null; then \
+	  echo "starting dockerd"; (nohup dockerd >/tmp/gradient-dockerd.log 2>&1 &); \
+	  for i in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; \
+	fi; docker info >/dev/null 2>&1 && echo "docker daemon: ready" || echo "docker daemon: not available"
+
+demo: setup
+	cd examples/single-module && ../../$(GRADIENT) build
+	cd examples/hello-app && ../../$(GRADIENT) build --all
+	@echo; echo "manifest of the example app:"; cat examples/hello-app/dist/gradient/SHA256SUMS
+
+test: setup
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+test-fast: venv
+	$(VENV)/bin/pytest -q -m "not slow" tests
+
+lint: venv
+	$(VENV)/bin/ruff check src backends tests benchmarks
+	$(VENV)/bin/mypy src/gradient_build backends
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .gradient-cache examples/*/dist examples/*/vendor

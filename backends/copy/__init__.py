@@ -1,0 +1,175 @@
+"""The copy tier: vendor a module (and its LICENSE) into another project, proven stdlib-only."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
+from gradient_build.errors import BuildFailed, ConfigError
+from gradient_build.events import Event
+from gradient_build.options import doc
+from gradient_build.sandbox import minimal_env
+from gradient_build.smoke import entry_code
+
+LICENSE_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "LICENSE.rst", "COPYING", "COPYING.txt")
+OPTIONAL_GUARDS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+
+
+@dataclass
+class CopyOptions:
+    modules: list[str] = doc("module files to copy (default: [app] module, or the project's "
+                             "only top-level module)", [])
+    dest: str | None = doc("also install the verified copy here (vendoring), e.g. 'vendor/'", None)
+    lazy_imports: Literal["fail", "warn"] = doc(
+        "third-party imports inside functions: 'fail' or 'warn'", "fail")
+    allow: list[str] = doc("third-party modules the copy may import lazily", [])
+
+
+@dataclass(frozen=True)
+class ImportUse:
+    module: str
+    file: str
+    line: int
+    kind: Literal["top", "lazy", "guarded"]
+
+
+class CopyBackend(Backend):
+    name = "copy"
+    rank = 10
+    artifact = "the module file(s) with the project's LICENSE"
+    target = "a compatible Python"
+    Options = CopyOptions
+
+    def build(self, ctx: BuildContext) -> Artifact:
+        modules = module_paths(ctx.project.root, ctx.options, ctx.config.app.module)
+        roles: dict[str, str] = {}
+        for path in modules:
+            shutil.copy2(path, ctx.out / path.name)
+            roles[path.name] = "module"
+        licenses = [ctx.project.root / n for n in ctx.project.license_files] or [
+            ctx.project.root / n for n in LICENSE_NAMES]
+        for lic in licenses:
+            if lic.is_file() and lic.name not in roles:
+                shutil.copy2(lic, ctx.out / lic.name)
+                roles[lic.name] = "license"
+        if "license" not in roles.values():
+            ctx.emit(Event("warning", self.name, "no LICENSE file found to ship with the copy"))
+        return Artifact(self.name, ctx.out, modules[0].name, roles,
+                        {"modules": [p.stem for p in modules]})
+
+    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+        options: CopyOptions = ctx.options
+        modules = [p for p, role in artifact.files() if role in ("artifact", "module")]
+        own = {Path(m).stem for m in modules}
+        uses = [u for m in modules for u in third_party_imports(artifact.root / m, own)]
+        fatal = [u for u in uses if u.kind == "top" or (
+            u.kind == "lazy" and options.lazy_imports == "fail" and u.module not in options.allow)]
+        warned = [u for u in uses if u.kind == "lazy" and u not in fatal
+                  and u.module not in options.allow]
+        for use in warned:
+            ctx.emit(Event("warning", self.name, f"{use.file}:{use.line} imports {use.module} "
+                                                 "inside a function (lazy_imports = \"warn\")"))
+        if fatal:
+            listed = "; ".join(f"{u.file}:{u.line} imports {u.module!r}"
+                               + (" inside a function" if u.kind == "lazy" else "")
+                               for u in fatal)
+            raise BuildFailed(
+                f"copy: the module needs more than the standard library: {listed}. A copied "
+                "module must run on a bare Python; list lazy imports that are optional in "
+                "[tiers.copy] allow, or set lazy_imports = \"warn\"")
+        place = ctx.sandbox.fresh_dir("gradient-copy-")
+        for rel, _ in artifact.files():
+            shutil.copy2(artifact.root / rel, place / rel)
+        run_dir = ctx.sandbox.fresh_dir("gradient-run-")
+        prelude = f"import sys; sys.path.insert(0, {str(place)!r})\n"
+        smoke = ctx.smoke
+        if smoke.runs_app:
+            code = prelude + entry_code(smoke.entry or f"{sorted(own)[0]}:main",
+                                        smoke.script or "app")
+            cmd = [sys.executable, "-I", "-c", code, *smoke.args]
+        else:
+            cmd = [sys.executable, "-I", "-c", prelude + smoke.python_code(sorted(own))]
+        result = ctx.sandbox.run(cmd, cwd=run_dir, env=minimal_env(), timeout=smoke.timeout)
+        extra: dict[str, Any] = {"lazy_imports": [f"{u.file}:{u.line} {u.module}" for u in warned]}
+        return smoke.judge(result, extra=extra if warned else None)
+
+    def deliver(self, options: Any, artifact: Artifact, project_root: Path) -> list[Path]:
+        """Install the verified copy into `dest`, each file replaced atomically."""
+        if not options.dest:
+            return []
+        dest = project_root / options.dest
+        dest.mkdir(parents=True, exist_ok=True)
+        placed = []
+        for rel, _ in artifact.files():
+            tmp = dest / f".{rel}.{uuid.uuid4().hex[:8]}"
+            shutil.copy2(artifact.root / rel, tmp)
+            os.replace(tmp, dest / rel)
+            placed.append(dest / rel)
+        return placed
+
+
+def module_paths(root: Path, options: CopyOptions, app_module: str | None) -> list[Path]:
+    names = options.modules or ([app_module] if app_module else [])
+    if not names:
+        candidates = [p for base in (root, root / "src") for p in sorted(base.glob("*.py"))
+                      if p.name not in ("setup.py", "conftest.py", "noxfile.py")]
+        if len(candidates) != 1:
+            raise ConfigError("copy: name the module to copy with [app] module = \"path.py\" "
+                              "(or [tiers.copy] modules)", key="tiers.copy.modules")
+        return candidates
+    paths = [root / n for n in names]
+    for path in paths:
+        if not path.is_file() or path.suffix != ".py":
+            raise ConfigError(f"copy: {path.relative_to(root)} is not a module file",
+                              key="tiers.copy.modules")
+    return paths
+
+
+def third_party_imports(path: Path, own: set[str]) -> list[ImportUse]:
+    """Imports of anything but the standard library and the copy's own modules."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[ImportUse] = []
+
+    def visit(node: ast.AST, lazy: bool, guarded: bool) -> None:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if node.level == 0 and node.module else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in own or top == "__future__":
+                    continue
+                kind: Literal["top", "lazy", "guarded"] = (
+                    "guarded" if guarded else "lazy" if lazy else "top")
+                found.append(ImportUse(top, path.name, node.lineno, kind))
+            return
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            lazy = True
+        if isinstance(node, ast.Try | ast.TryStar):
+            catches = {n.id for h in node.handlers for n in ast.walk(h.type or ast.Name(
+                "BaseException")) if isinstance(n, ast.Name)}
+            for stmt in node.body:
+                visit(stmt, lazy, guarded or bool(catches & OPTIONAL_GUARDS))
+            for rest in (*node.handlers, *node.orelse, *node.finalbody):
+                visit(rest, lazy, guarded)
+            return
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for stmt in node.orelse:
+                visit(stmt, lazy, guarded)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, lazy, guarded)
+
+    visit(tree, False, False)
+    return [u for u in found if u.kind != "guarded"]
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")

@@ -1,0 +1,74 @@
+"""The wheel tier: a .whl built through PEP 517, plus a wheelhouse of every runtime dependency."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
+from gradient_build.errors import BuildFailed
+from gradient_build.options import doc
+from gradient_build.pyenv import (
+    fetch_wheelhouse,
+    pep517_build,
+    verify_installed,
+    wheel_has_binaries,
+    wheel_is_pure_tag,
+    wheel_top_level,
+)
+from gradient_build.tools import Tool
+
+WHEELHOUSE = "wheelhouse"
+
+
+@dataclass
+class WheelOptions:
+    frontend: Literal["auto", "uv", "build"] = doc(
+        "PEP 517 frontend: uv when present (auto), or pypa/build", "auto")
+    wheelhouse: bool = doc("also collect wheels of every runtime dependency", True)
+
+
+class WheelBackend(Backend):
+    name = "wheel"
+    rank = 30
+    artifact = ".whl + a wheelhouse of its dependencies"
+    target = "Python + an installer"
+    tools = (
+        Tool("build", "pip install build", dist="build"),
+        Tool("uv", "pip install uv (optional: a faster frontend and installer)",
+             command="uv", dist="uv", required=False),
+        Tool("pip", "python -m ensurepip", dist="pip"),
+    )
+    Options = WheelOptions
+
+    def build(self, ctx: BuildContext) -> Artifact:
+        options: WheelOptions = ctx.options
+        assert ctx.project.sources is not None
+        if not ctx.project.buildable:
+            raise BuildFailed("wheel: the project has no pyproject.toml or setup.py; "
+                              "a single module ships with the copy tier")
+        src = ctx.project.sources.copy_to(ctx.work / "src")
+        wheel = pep517_build(ctx.run, src, ctx.work / "dist", "wheel", options.frontend)
+        target = ctx.out / wheel.name
+        wheel.replace(target)
+        roles: dict[str, str] = {}
+        if options.wheelhouse:
+            for dep in fetch_wheelhouse(ctx.run, [target], ctx.out / WHEELHOUSE, exclude=target):
+                roles[f"{WHEELHOUSE}/{dep.name}"] = "dependency"
+        meta: dict[str, Any] = {"top_level": wheel_top_level(target),
+                                "python": sys.version.split()[0]}
+        return Artifact(self.name, ctx.out, target.name, roles, meta)
+
+    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+        wheel = artifact.path
+        binaries = wheel_has_binaries(wheel)
+        if binaries and wheel_is_pure_tag(wheel):
+            raise BuildFailed(f"wheel: {wheel.name} is tagged pure (none-any) but holds compiled "
+                              f"code: {', '.join(binaries[:3])}")
+        if not binaries and not wheel_is_pure_tag(wheel):
+            raise BuildFailed(f"wheel: {wheel.name} holds no compiled code but carries a "
+                              "platform tag: a pure wheel should be py3-none-any")
+        return verify_installed(ctx, [wheel], [artifact.root / WHEELHOUSE],
+                                artifact.meta.get("top_level", []))
+

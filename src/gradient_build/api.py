@@ -1,0 +1,53 @@
+"""The small public API: open a project (config, metadata, backends) and get an Engine for it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config as config_mod
+from . import project as project_mod
+from . import sources
+from .backend import Backend
+from .cache import Cache, default_dir
+from .config import Config
+from .engine import Engine
+from .events import Emit, discard
+from .project import Project
+from .registry import backends as registered
+from .runner import tool_environment
+from .smoke import smoke_for
+
+
+@dataclass
+class Session:
+    config: Config
+    project: Project
+    backends: dict[str, Backend]
+    cache: Cache
+    out_dir: Path
+
+    def engine(self, emit: Emit = discard, *, jobs: int | None = None,
+               verify: bool = True) -> Engine:
+        return Engine(self.config, self.project, self.backends, self.cache, emit, self.out_dir,
+                      jobs=jobs or os.cpu_count() or 1, verify=verify)
+
+
+def load_config(path: Path) -> Config:
+    found = registered()
+    return config_mod.load(path, {name: b.Options for name, b in found.items()})
+
+
+def open_project(config_path: Path | None = None, *, cache_dir: Path | None = None,
+                 out_dir: Path | None = None) -> Session:
+    """Validate gradient.toml and read the project's metadata through its build backend."""
+    path = (config_path or Path.cwd() / config_mod.CONFIG_NAME).resolve()
+    config = load_config(path)
+    cache = Cache((cache_dir or default_dir()).resolve())
+    tree = sources.scan(config.root)
+    env = tool_environment(cache.root, tree.epoch)
+    project = project_mod.load(config.root, tree, config, cache.root, env)
+    smoke_for(config, project)
+    out = (out_dir or config.root / "dist" / "gradient").resolve()
+    return Session(config, project, registered(), cache, out)

@@ -1,0 +1,85 @@
+"""Deterministic archives: sorted entries, owner 0, fixed times and modes, gzip without a date.
+
+Every tier that packs files (sdist repacking, tarball, oci layers) uses these, so the same
+inputs give the same bytes whatever the build machine's clock, umask or user.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def _normalize(info: tarfile.TarInfo, epoch: int) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = min(int(info.mtime), epoch) if info.mtime else epoch
+    if info.isdir():
+        info.mode = 0o755
+    elif info.isreg():
+        info.mode = 0o755 if info.mode & stat.S_IXUSR else 0o644
+    info.pax_headers = {}
+    return info
+
+
+def tree_entries(root: Path, prefix: str = "") -> list[tuple[str, Path]]:
+    """(archive name, path) for every directory and file below `root`, sorted by name."""
+    entries: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            entries.append((f"{prefix}{rel}" if prefix else rel, path))
+    return sorted(entries)
+
+
+def write_tar(dest: Path, entries: Iterable[tuple[str, Path]], epoch: int, *,
+              gz: bool = True, fixed_mtime: bool = True) -> None:
+    """Write `entries` (name, path) as a reproducible tar or tar.gz at `dest`."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, path in entries:
+            info = tar.gettarinfo(str(path), arcname=name)
+            if fixed_mtime:
+                info.mtime = epoch
+            info = _normalize(info, epoch)
+            if info.isreg():
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+    _write_bytes(dest, raw.getvalue(), gz)
+
+
+def _write_bytes(dest: Path, data: bytes, gz: bool) -> None:
+    with dest.open("wb") as out:
+        if gz:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as g:
+                g.write(data)
+        else:
+            out.write(data)
+
+
+def repack_tar_gz(src: Path, dest: Path, epoch: int) -> None:
+    """Rewrite a .tar.gz with sorted members, owner 0, mtimes clamped, and no gzip date."""
+    raw = io.BytesIO()
+    with tarfile.open(src, "r:*") as old, tarfile.open(
+        fileobj=raw, mode="w", format=tarfile.PAX_FORMAT
+    ) as new:
+        members = sorted(old.getmembers(), key=lambda m: m.name)
+        for member in members:
+            data = old.extractfile(member) if member.isreg() else None
+            new.addfile(_normalize(member, epoch), data)
+    _write_bytes(dest, raw.getvalue(), gz=True)
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    """Extract a tar archive refusing absolute paths and links out of `dest`."""
+    with tarfile.open(archive, "r:*") as tar:
+        tar.extractall(dest, filter="data")

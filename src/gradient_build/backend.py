@@ -1,0 +1,152 @@
+"""The contract between the core and a tier: what a backend declares and the two verbs it implements.
+
+A backend is found through the `gradient_build.backends` entry-point group, so a third
+party adds a tier the same way the built-in ones do. It never prints, never writes to
+`dist/`, never reads another tier's options: it gets everything from its context and
+meets other tiers only through the artifacts it consumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .tools import Tool
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .events import Event
+    from .project import Project
+    from .runner import Runner
+    from .sandbox import Sandbox
+    from .smoke import Smoke
+
+
+@dataclass
+class NoOptions:
+    """A tier with nothing to configure."""
+
+
+@dataclass
+class Artifact:
+    """What a tier built: a directory of files, one of which is the deliverable."""
+
+    tier: str
+    root: Path
+    primary: str
+    roles: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.primary
+
+    def files(self) -> list[tuple[str, str]]:
+        """(relative path, role) of every file, the deliverable first, the rest sorted."""
+        rest = sorted(p for p in self.roles if p != self.primary)
+        return [(self.primary, "artifact"), *((p, self.roles[p]) for p in rest)]
+
+    def of_role(self, role: str) -> list[Path]:
+        return [self.root / p for p, r in self.files() if r == role]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tier": self.tier, "primary": self.primary, "roles": self.roles, "meta": self.meta}
+
+    @classmethod
+    def from_json(cls, root: Path, data: dict[str, Any]) -> Artifact:
+        return cls(data["tier"], root, data["primary"], dict(data["roles"]), dict(data["meta"]))
+
+
+@dataclass
+class Verdict:
+    """The outcome of running an artifact where it is going; the manifest records it."""
+
+    ok: bool
+    command: list[str]
+    exit_code: int | None
+    seconds: float
+    output: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"} | self.extra
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Verdict:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
+
+
+@dataclass
+class BuildContext:
+    """Everything a backend may use while building; it touches nothing else."""
+
+    tier: str
+    project: Project
+    config: Config
+    options: Any
+    inputs: dict[str, Artifact]
+    work: Path
+    out: Path
+    env: dict[str, str]
+    run: Runner
+    emit: Callable[[Event], None]
+    cache_dir: Path
+
+    def tool_cache(self, name: str) -> Path:
+        """A directory for a tool's own cache (bases, downloads), kept across builds."""
+        path = self.cache_dir / "tools" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclass
+class VerifyContext:
+    """What a verification gets: the smoke test, a clean offline sandbox, the options."""
+
+    tier: str
+    project: Project
+    config: Config
+    options: Any
+    smoke: Smoke
+    sandbox: Sandbox
+    inputs: dict[str, Artifact]
+    env: dict[str, str]
+    run: Runner
+    emit: Callable[[Event], None]
+    cache_dir: Path
+
+
+class Backend:
+    """One tier of the gradient. Subclasses set the class attributes and the two verbs."""
+
+    name: ClassVar[str]
+    rank: ClassVar[int]
+    artifact: ClassVar[str] = ""
+    target: ClassVar[str] = ""
+    consumes: ClassVar[tuple[str, ...]] = ()
+    tools: ClassVar[tuple[Tool, ...]] = ()
+    Options: ClassVar[type[Any]] = NoOptions
+    uses_sources: ClassVar[bool] = True
+
+    def requires(self, options: Any) -> tuple[str, ...]:
+        """The tiers whose artifacts this one consumes, which may depend on its options."""
+        return self.consumes
+
+    def tools_for(self, options: Any) -> tuple[Tool, ...]:
+        """The tools a build with these options runs (part of the cache key)."""
+        return self.tools
+
+    def build(self, ctx: BuildContext) -> Artifact:
+        raise NotImplementedError
+
+    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+        raise NotImplementedError
+
+    def deliver(self, options: Any, artifact: Artifact, project_root: Path) -> list[Path]:
+        """After promotion: place the verified artifact where the user asked (e.g. vendoring)."""
+        return []

@@ -1,0 +1,137 @@
+"""A content-addressed store of built nodes, safe for several gradient processes at once.
+
+An entry is written completely in a private temp directory and renamed into place; the
+first process to rename wins and the others discard their copy, so readers never see a
+half entry and no lock is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .backend import Artifact, Verdict
+from .sources import file_digest
+
+
+def default_dir() -> Path:
+    if os.environ.get("GRADIENT_CACHE_DIR"):
+        return Path(os.environ["GRADIENT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gradient-build"
+
+
+def canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest_of(data: Any) -> str:
+    return hashlib.sha256(canonical(data).encode()).hexdigest()
+
+
+@dataclass
+class Entry:
+    key: str
+    artifact: Artifact
+    digests: dict[str, dict[str, Any]]
+
+    @property
+    def digest(self) -> str:
+        """One digest for everything the node produced: what consumers key on."""
+        return digest_of({p: d["sha256"] for p, d in sorted(self.digests.items())})
+
+
+class Cache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _entry_dir(self, key: str) -> Path:
+        return self.root / "objects" / key[:2] / key
+
+    def work_dir(self, label: str) -> Path:
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.root / "tmp"))
+
+    def lookup(self, key: str) -> Entry | None:
+        entry = self._entry_dir(key)
+        meta = entry / "artifact.json"
+        if not meta.exists():
+            return None
+        data = json.loads(meta.read_text())
+        if not all((entry / "out" / rel).is_file() for rel in data["digests"]):
+            return None
+        os.utime(entry)
+        return Entry(key, Artifact.from_json(entry / "out", data["artifact"]), data["digests"])
+
+    def store(self, key: str, artifact: Artifact, inputs: dict[str, Any]) -> Entry:
+        """Move `artifact.root` into the store under `key` and return the stored entry."""
+        staging = self.work_dir("store")
+        out = staging / "out"
+        shutil.move(str(artifact.root), out)
+        digests = {rel: {"sha256": file_digest(out / rel), "size": (out / rel).stat().st_size}
+                   for rel, _ in artifact.files()}
+        stored = Artifact(artifact.tier, out, artifact.primary, artifact.roles, artifact.meta)
+        (staging / "inputs.json").write_text(canonical(inputs))
+        (staging / "artifact.json").write_text(json.dumps(
+            {"artifact": stored.to_json(), "digests": digests}, indent=1))
+        final = self._entry_dir(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+        found = self.lookup(key)
+        if found is None:
+            raise OSError(f"cache entry {final} vanished while it was being written")
+        return found
+
+    def verdict(self, key: str, verify_key: str) -> Verdict | None:
+        path = self._entry_dir(key) / f"verify-{verify_key}.json"
+        return Verdict.from_json(json.loads(path.read_text())) if path.exists() else None
+
+    def store_verdict(self, key: str, verify_key: str, verdict: Verdict) -> None:
+        self._write(self._entry_dir(key) / f"verify-{verify_key}.json", verdict.to_json())
+
+    def last_inputs(self, project_id: str, node: str) -> dict[str, Any] | None:
+        path = self.root / "records" / project_id / f"{node}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def record_inputs(self, project_id: str, node: str, inputs: dict[str, Any]) -> None:
+        self._write(self.root / "records" / project_id / f"{node}.json", inputs)
+
+    def _write(self, path: Path, data: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(path)
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def prune(self, max_bytes: int) -> int:
+        """Drop the least recently used entries until the objects fit in `max_bytes`."""
+        objects = self.root / "objects"
+        entries = sorted(objects.glob("*/*"), key=lambda p: p.stat().st_mtime) if objects.exists() else []
+        sizes = {e: sum(f.stat().st_size for f in e.rglob("*") if f.is_file()) for e in entries}
+        total, removed = sum(sizes.values()), 0
+        for entry in entries:
+            if total <= max_bytes:
+                break
+            shutil.rmtree(entry, ignore_errors=True)
+            total -= sizes[entry]
+            removed += 1
+        stale = time.time() - 24 * 3600
+        for tmp in (self.root / "tmp").glob("*") if (self.root / "tmp").exists() else []:
+            if tmp.stat().st_mtime < stale:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return removed
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,182 @@
+"""gradient.toml: packaging decisions only, validated against typed models with line numbers."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import options as opt
+from .errors import ConfigError
+
+CONFIG_NAME = "gradient.toml"
+
+
+@dataclass
+class AppOptions:
+    script: str | None = opt.doc("a [project.scripts] name; default: the only one there", None)
+    entry: str | None = opt.doc("an explicit entry point, 'package.module:function'", None)
+    module: str | None = opt.doc("a single-module project: the module's path (copy tier)", None)
+
+
+@dataclass
+class VerifyOptions:
+    args: list[str] | None = opt.doc("arguments to the app for the smoke run", None)
+    expect: str | None = opt.doc("text that must appear in the smoke run's output", None)
+    code: str | None = opt.doc("Python run by the target's interpreter, for libraries", None)
+    timeout: int = opt.doc("seconds the smoke may take", 120)
+
+
+@dataclass
+class TargetOptions:
+    python: bool = opt.doc("the target has a Python interpreter", True)
+    downloads: bool = opt.doc("installs on the target may download", False)
+    container: bool = opt.doc("the target runs containers", False)
+
+
+@dataclass
+class SecretsOptions:
+    allow: list[str] = opt.doc("glob patterns of artifact paths the secret scan lets through", [])
+
+
+@dataclass
+class Document:
+    """The top level of gradient.toml (per-tier tables are validated by their backends)."""
+
+    tier: str | list[str] = opt.doc("the tier(s) `gradient build` builds", [])
+    app: AppOptions | None = opt.doc("what the artifact runs", None)
+    verify: VerifyOptions | None = opt.doc("the smoke test every tier runs", None)
+    target: TargetOptions | None = opt.doc("facts about where the project is going", None)
+    secrets: SecretsOptions | None = opt.doc("the secret scan run before promotion", None)
+    tiers: dict[str, dict[str, Any]] = opt.doc("per-tier option tables", {})
+
+
+@dataclass
+class Config:
+    """A validated gradient.toml."""
+
+    path: Path
+    tiers: list[str]
+    app: AppOptions = field(default_factory=AppOptions)
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
+    target: TargetOptions = field(default_factory=TargetOptions)
+    secrets: SecretsOptions = field(default_factory=SecretsOptions)
+    tier_options: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def error(self, message: str, *keys: str, suggestion: str | None = None) -> ConfigError:
+        """A ConfigError pointing at `keys` in this file."""
+        line = locate(self.path.read_text(), keys) if self.path.exists() else None
+        return ConfigError(message, file=str(self.path), line=line, key=".".join(keys) or None,
+                           suggestion=suggestion)
+
+
+def load(path: Path, option_models: dict[str, type[Any]]) -> Config:
+    """Read and validate `path`; `option_models` maps each registered tier to its Options."""
+    if not path.exists():
+        raise ConfigError(f"no {path.name} here: run `gradient init` to write one",
+                          file=str(path))
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"not valid TOML: {exc}", file=str(path),
+                          line=int(match.group(1)) if match else None) from None
+    return parse(data, path, text, option_models)
+
+
+def parse(data: dict[str, Any], path: Path, text: str,
+          option_models: dict[str, type[Any]]) -> Config:
+    def fail(exc: opt.OptionError) -> ConfigError:
+        keys = tuple(k for k in exc.path if not k.isdigit())
+        return ConfigError(exc.message, file=str(path), line=locate(text, keys),
+                           key=".".join(exc.path), suggestion=exc.suggestion)
+
+    try:
+        doc = opt.load(Document, data)
+    except opt.OptionError as exc:
+        raise fail(exc) from None
+    tiers_table = doc.tiers
+
+    def check_tier(name: str, keys: tuple[str, ...]) -> None:
+        if name not in option_models:
+            known = ", ".join(option_models)
+            raise ConfigError(f"unknown tier {name!r} (tiers here: {known})", file=str(path),
+                              line=locate(text, keys), key=".".join(keys),
+                              suggestion=opt.nearest(name, option_models))
+
+    wanted = [doc.tier] if isinstance(doc.tier, str) else list(doc.tier)
+    for name in wanted:
+        check_tier(name, ("tier",))
+    tier_options: dict[str, Any] = {}
+    for name, model in option_models.items():
+        table = tiers_table.get(name, {})
+        try:
+            tier_options[name] = opt.load(model, table, ("tiers", name))
+        except opt.OptionError as exc:
+            raise fail(exc) from None
+    for name in tiers_table:
+        check_tier(name, ("tiers", name))
+    app = doc.app or AppOptions()
+    if app.script and app.entry:
+        raise ConfigError("set either script or entry, not both", file=str(path),
+                          line=locate(text, ("app", "entry")), key="app.entry")
+    if app.entry and not re.fullmatch(r"[\w.]+:[\w.]+", app.entry):
+        raise ConfigError(f"entry must look like 'package.module:function', not {app.entry!r}",
+                          file=str(path), line=locate(text, ("app", "entry")), key="app.entry")
+    return Config(path=path, tiers=wanted, app=app, verify=doc.verify or VerifyOptions(),
+                  target=doc.target or TargetOptions(),
+                  secrets=doc.secrets or SecretsOptions(), tier_options=tier_options, raw=data)
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def _split_dotted(key: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', key))
+
+
+def locate(text: str, keys: tuple[str, ...]) -> int | None:
+    """The line where the key path `keys` is written (a table header or a `key =` line)."""
+    if not keys:
+        return None
+    table: tuple[str, ...] = ()
+    best: int | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _HEADER.match(line)
+        if header:
+            table = _split_dotted(header.group(1))
+            if table == keys:
+                return number
+            if best is None and table == keys[: len(table)] and table:
+                best = number
+            continue
+        assign = re.match(r'^\s*("[^"]*"|\'[^\']*\'|[\w.-]+)\s*=', line)
+        if assign:
+            full = table + _split_dotted(assign.group(1))
+            if full == keys[: len(full)] and full:
+                return number
+    return best
+
+
+def json_schema(option_models: dict[str, type[Any]]) -> dict[str, Any]:
+    """The JSON Schema of gradient.toml for editors, generated from the models."""
+    top = opt.schema(Document)
+    top["properties"]["tier"] = {"anyOf": [
+        {"enum": sorted(option_models)},
+        {"type": "array", "items": {"enum": sorted(option_models)}},
+    ], "description": "the tier(s) `gradient build` builds"}
+    top["properties"]["tiers"] = {
+        "type": "object", "additionalProperties": False,
+        "description": "per-tier option tables",
+        "properties": {name: opt.schema(model) for name, model in sorted(option_models.items())},
+    }
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "gradient.toml", **top}

@@ -1,0 +1,237 @@
+"""One flow from config to manifest: resolve the graph, build or reuse each node, verify, promote."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backend import Artifact, BuildContext, Verdict, VerifyContext
+from .cache import Cache, Entry, digest_of
+from .config import Config
+from .errors import BuildFailed, GradientError, SecretFound, ToolMissing, VerifyFailed
+from .events import Emit, Event
+from .graph import Node, explain, key_inputs, project_id, resolve, verify_key
+from .outputs import Outcome, locked, promote
+from .project import Project
+from .runner import Runner, tail, tool_environment
+from .sandbox import Sandbox
+from .scan import scan_file
+from .smoke import smoke_for
+
+
+@dataclass
+class Report:
+    """What a build did: outcomes by node, failures with their errors, skips with reasons."""
+
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    failures: dict[str, GradientError] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if not self.failures:
+            return 0
+        return max(err.exit_code for err in self.failures.values())
+
+
+@dataclass
+class PlanItem:
+    node: Node
+    status: str
+    reasons: list[str]
+    tools: dict[str, str | None]
+    missing: list[str]
+
+
+class Engine:
+    def __init__(self, config: Config, project: Project, backends: dict[str, Any], cache: Cache,
+                 emit: Emit, out_dir: Path, *, jobs: int = 1, verify: bool = True) -> None:
+        self.config, self.project, self.backends, self.cache = config, project, backends, cache
+        self.emit, self.out_dir, self.jobs, self.verify_enabled = emit, out_dir, jobs, verify
+        epoch = project.sources.epoch if project.sources else 0
+        self.env = tool_environment(cache.root, epoch)
+        self.pid = project_id(project.root)
+        self._lock = threading.Lock()
+
+    def nodes(self, tiers: list[str]) -> list[Node]:
+        return resolve(tiers, self.config, self.backends)
+
+    def _tool_versions(self, node: Node) -> dict[str, str | None]:
+        return {t.name: t.version(self.cache.root) for t in node.backend.tools_for(node.options)}
+
+    def _missing(self, node: Node) -> list[str]:
+        return [f"{t.name}: {t.get}" for t in node.backend.tools_for(node.options)
+                if t.required and not t.present()]
+
+    def plan(self, tiers: list[str]) -> list[PlanItem]:
+        """For each node: hit, miss (with why), or waiting on a dependency that will rebuild."""
+        items: list[PlanItem] = []
+        digests: dict[str, str | None] = {}
+        for node in self.nodes(tiers):
+            tools = self._tool_versions(node)
+            missing = self._missing(node)
+            consumed = {d: digests.get(d) for d in node.needs}
+            if any(v is None for v in consumed.values()):
+                waits = [d for d, v in consumed.items() if v is None]
+                items.append(PlanItem(node, "miss", [f"{', '.join(waits)} will be rebuilt first"],
+                                      tools, missing))
+                digests[node.id] = None
+                continue
+            inputs = key_inputs(node, self.project, self.config,
+                                {d: str(v) for d, v in consumed.items()}, tools)
+            entry = self.cache.lookup(digest_of(inputs))
+            digests[node.id] = entry.digest if entry else None
+            reasons = [] if entry else explain(self.cache.last_inputs(self.pid, node.id), inputs)
+            items.append(PlanItem(node, "hit" if entry else "miss", reasons, tools, missing))
+        return items
+
+    def build(self, tiers: list[str], *, skip_missing: bool = False) -> Report:
+        """Build (and verify) `tiers` and what they need; promote only if all succeeded."""
+        report = Report()
+        nodes = self.nodes(tiers)
+        entries: dict[str, Entry] = {}
+        pending = {n.id: n for n in nodes}
+        running: dict[Future[Outcome], Node] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+            while pending or running:
+                for node in list(pending.values()):
+                    blocked = [d for d in node.needs if d in report.failures or d in report.skipped]
+                    if blocked:
+                        report.skipped[node.id] = f"needs {', '.join(blocked)}, which did not build"
+                        self.emit(Event("skipped", node.tier, report.skipped[node.id]))
+                        del pending[node.id]
+                        continue
+                    missing = self._missing(node)
+                    if missing:
+                        del pending[node.id]
+                        if skip_missing:
+                            report.skipped[node.id] = "missing " + "; ".join(missing)
+                            self.emit(Event("skipped", node.tier, report.skipped[node.id]))
+                        else:
+                            report.failures[node.id] = ToolMissing(
+                                f"{node.tier}: missing " + "; ".join(missing))
+                        continue
+                    if all(d in entries for d in node.needs):
+                        del pending[node.id]
+                        inputs = {d: entries[d] for d in node.needs}
+                        running[pool.submit(self._run_node, node, inputs)] = node
+                if not running:
+                    continue
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    node = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except GradientError as exc:
+                        report.failures[node.id] = exc
+                        self.emit(Event("failed", node.tier, exc.message, {"detail": exc.detail}))
+                        continue
+                    except Exception as exc:
+                        report.failures[node.id] = BuildFailed(f"{node.tier}: {exc!r}")
+                        self.emit(Event("failed", node.tier, repr(exc)))
+                        continue
+                    entries[node.id] = outcome.entry
+                    report.outcomes[node.id] = outcome
+        if not report.failures and report.outcomes:
+            with locked(self.cache.root / "locks" / f"{self.pid}.lock"):
+                ordered = [report.outcomes[n.id] for n in nodes if n.id in report.outcomes]
+                report.manifest = promote(self.project.root, self.out_dir,
+                                          {"name": self.project.name,
+                                           "version": self.project.version}, ordered)
+            self.emit(Event("promoted", None, str(self.out_dir), {"manifest": report.manifest}))
+            for node in nodes:
+                outcome = report.outcomes.get(node.id)
+                if outcome and outcome.verdict and outcome.verdict.ok:
+                    for path in node.backend.deliver(node.options, outcome.entry.artifact,
+                                                     self.project.root):
+                        self.emit(Event("delivered", node.tier, str(path)))
+        return report
+
+    def _run_node(self, node: Node, inputs: dict[str, Entry]) -> Outcome:
+        consumed = {d: e.digest for d, e in inputs.items()}
+        tools = self._tool_versions(node)
+        record = key_inputs(node, self.project, self.config, consumed, tools)
+        key = digest_of(record)
+        entry = self.cache.lookup(key)
+        cached = entry is not None
+        if entry is None:
+            reasons = explain(self.cache.last_inputs(self.pid, node.id), record)
+            self.emit(Event("start", node.tier, "building", {"reasons": reasons}))
+            entry = self._build_node(node, key, record, inputs)
+            self.emit(Event("built", node.tier, str(entry.artifact.primary)))
+        else:
+            self.emit(Event("cached", node.tier, str(entry.artifact.primary)))
+        self.cache.record_inputs(self.pid, node.id, record)
+        verdict = self._verify_node(node, key, entry, inputs) if self.verify_enabled else None
+        return Outcome(node.tier, entry, cached, verdict)
+
+    def _build_node(self, node: Node, key: str, record: dict[str, Any],
+                    inputs: dict[str, Entry]) -> Entry:
+        work = self.cache.work_dir(node.tier)
+        try:
+            out = work / "out"
+            out.mkdir()
+            runner = Runner(node.tier, dict(self.env), self.emit)
+            ctx = BuildContext(node.tier, self.project, self.config, node.options,
+                               {d: e.artifact for d, e in inputs.items()}, work / "scratch", out,
+                               dict(self.env), runner, self.emit, self.cache.root)
+            ctx.work.mkdir()
+            artifact = node.backend.build(ctx)
+            self._check_artifact(node, artifact)
+            return self.cache.store(key, artifact, record)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _check_artifact(self, node: Node, artifact: Artifact) -> None:
+        for rel, _ in artifact.files():
+            path = artifact.root / rel
+            if not path.is_file():
+                raise BuildFailed(f"{node.tier}: the backend reported {rel} but did not write it")
+            findings = scan_file(rel, str(path), self.config.secrets.allow)
+            if findings:
+                listed = "; ".join(f"{f.what} at {f.where}" for f in findings[:5])
+                raise SecretFound(
+                    f"{node.tier}: refusing to ship {listed}. Remove it from the project, or "
+                    "add it to .gitignore (builds only see files git does not ignore), or let it "
+                    "through with [secrets] allow = [\"PATTERN\"] in gradient.toml")
+
+    def _verify_node(self, node: Node, key: str, entry: Entry,
+                     inputs: dict[str, Entry]) -> Verdict:
+        vkey = verify_key(node, self.config, key)
+        verdict = self.cache.verdict(key, vkey)
+        if verdict is None:
+            verdict = self.verify_artifact(node, entry.artifact,
+                                           {d: e.artifact for d, e in inputs.items()})
+            if verdict.ok:
+                self.cache.store_verdict(key, vkey, verdict)
+        if not verdict.ok:
+            problem = verdict.extra.get("problem", "verification failed")
+            raise VerifyFailed(f"{node.tier}: {problem}: {' '.join(verdict.command)}",
+                               detail=verdict.output)
+        self.emit(Event("verified", node.tier, f"{verdict.seconds:.2f} s", verdict.to_json()))
+        return verdict
+
+    def verify_artifact(self, node: Node, artifact: Artifact,
+                        inputs: dict[str, Artifact]) -> Verdict:
+        self.emit(Event("step", node.tier, "verifying"))
+        sandbox = Sandbox()
+        runner = Runner(node.tier, dict(self.env), self.emit)
+        ctx = VerifyContext(node.tier, self.project, self.config, node.options,
+                            smoke_for(self.config, self.project), sandbox, inputs,
+                            dict(self.env), runner, self.emit, self.cache.root)
+        started = time.monotonic()
+        try:
+            verdict = node.backend.verify(ctx, artifact)
+        except GradientError as exc:
+            verdict = Verdict(False, [], None, time.monotonic() - started,
+                              tail(exc.detail or exc.message), {"problem": exc.message})
+        finally:
+            sandbox.cleanup()
+        verdict.extra.setdefault("isolation", sandbox.isolation)
+        return verdict

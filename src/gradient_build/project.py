@@ -1,0 +1,200 @@
+"""Project metadata from the project's own build backend (PEP 517), never from parsing by hand."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from email.parser import Parser
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import BuildFailed, ConfigError
+from .options import nearest
+from .sources import SourceTree
+
+if TYPE_CHECKING:
+    from .config import Config
+
+
+@dataclass
+class Project:
+    root: Path
+    name: str
+    version: str
+    requires_python: str | None = None
+    requires: list[str] = field(default_factory=list)
+    scripts: dict[str, str] = field(default_factory=dict)
+    license_files: list[str] = field(default_factory=list)
+    top_level: list[str] = field(default_factory=list)
+    buildable: bool = True
+    sources: SourceTree | None = None
+
+    @property
+    def import_name(self) -> str:
+        return re.sub(r"[-.]+", "_", self.name).lower()
+
+    @property
+    def dist_name(self) -> str:
+        return re.sub(r"[-_.]+", "_", self.name).lower()
+
+    def entry_point(self, config: Config) -> tuple[str | None, str | None]:
+        """(console script name, 'module:function') the app runs, or (None, None) for a library."""
+        app = config.app
+        if app.entry:
+            return app.script or self.name, app.entry
+        if app.script:
+            if app.script not in self.scripts:
+                listed = ", ".join(self.scripts) or "none"
+                raise config.error(f"{self.name} has no console script {app.script!r} "
+                                   f"(its [project.scripts]: {listed})", "app", "script",
+                                   suggestion=nearest(app.script, self.scripts))
+            return app.script, self.scripts[app.script]
+        if len(self.scripts) == 1:
+            (name, entry), = self.scripts.items()
+            return name, entry
+        if len(self.scripts) > 1:
+            raise config.error(f"{self.name} has several console scripts "
+                               f"({', '.join(self.scripts)}): name one in [app] script", "app")
+        return None, None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("sources")
+        data["root"] = str(self.root)
+        return data
+
+
+def is_buildable(root: Path) -> bool:
+    return (root / "pyproject.toml").exists() or (root / "setup.py").exists()
+
+
+def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
+         env: dict[str, str]) -> Project:
+    """Metadata for the project at `root`, cached by the digest of its sources."""
+    if not is_buildable(root):
+        return _module_project(root, sources, config)
+    store = cache_dir / "metadata" / f"v1-{sources.digest}.json"
+    if store.exists():
+        data = json.loads(store.read_text())
+        data["root"] = root
+        return Project(**data, sources=sources)
+    project = _prepare_metadata(root, sources, env)
+    project.sources = sources
+    store.parent.mkdir(parents=True, exist_ok=True)
+    tmp = store.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(project.to_json(), indent=1))
+    tmp.replace(store)
+    return project
+
+
+def _module_project(root: Path, sources: SourceTree, config: Config) -> Project:
+    """A single module with no build configuration: the copy (and mpy) tiers' shape."""
+    if not config.app.module:
+        raise ConfigError("no pyproject.toml or setup.py here: for a single module, set "
+                          "[app] module = \"path/to/module.py\"", file=str(config.path))
+    module = root / config.app.module
+    if not module.is_file():
+        raise config.error(f"module file {config.app.module!r} does not exist", "app", "module")
+    version = "0"
+    for node in ast.parse(module.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets
+        ) and isinstance(node.value, ast.Constant):
+            version = str(node.value.value)
+    licenses = [p for p in ("LICENSE", "LICENSE.txt", "LICENSE.md", "COPYING") if (root / p).exists()]
+    return Project(root, module.stem, version, license_files=licenses, top_level=[module.stem],
+                   buildable=False, sources=sources)
+
+
+def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> Project:
+    from build import BuildBackendException, ProjectBuilder
+    from build.env import DefaultIsolatedEnv
+
+    installer = "uv" if shutil.which("uv") or _has_uv() else "pip"
+    with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp:
+        src = sources.copy_to(Path(tmp) / "src")
+        saved = dict(os.environ)
+        os.environ.update(env)
+        try:
+            with DefaultIsolatedEnv(installer=installer) as iso:  # type: ignore[arg-type]
+                builder = ProjectBuilder.from_isolated_env(iso, src, runner=_quiet)
+                iso.install(builder.build_system_requires)
+                iso.install(builder.get_requires_for_build("wheel"))
+                dist_info = Path(builder.metadata_path(Path(tmp) / "meta"))
+                backend = str(builder._build_system.get("build-backend", ""))
+                if not (dist_info / "entry_points.txt").exists() and not backend.startswith(
+                    COMPLETE_METADATA
+                ):
+                    dist_info = _dist_info_of_wheel(builder, Path(tmp))
+        except BuildBackendException as exc:
+            raise BuildFailed(f"the project's build backend could not prepare its metadata: {exc}",
+                              detail=str(exc.exception)) from None
+        except Exception as exc:  # build's env errors carry the installer's output
+            raise BuildFailed(f"could not set up the build backend: {exc}") from None
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return from_dist_info(root, dist_info)
+
+
+# Backends whose prepare_metadata_for_build_wheel writes entry_points.txt too; for others
+# (hatchling writes METADATA alone) the console scripts come from a built wheel.
+COMPLETE_METADATA = ("setuptools", "flit_core", "poetry.core", "pdm.backend", "maturin")
+
+
+def _dist_info_of_wheel(builder: Any, tmp: Path) -> Path:
+    import zipfile
+
+    wheel = Path(builder.build("wheel", tmp / "wheel"))
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if n.split("/")[0].endswith(".dist-info")]
+        zf.extractall(tmp / "unpacked", names)
+    return next((tmp / "unpacked").glob("*.dist-info"))
+
+
+def _has_uv() -> bool:
+    try:
+        import uv
+
+        return Path(uv.find_uv_bin()).exists()
+    except (ImportError, FileNotFoundError):
+        return False
+
+
+def _quiet(cmd: Any, cwd: Any = None, extra_environ: Any = None) -> None:
+    import subprocess
+
+    env = {**os.environ, **(extra_environ or {})}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
+
+
+def from_dist_info(root: Path, dist_info: Path) -> Project:
+    """A Project from a .dist-info directory (prepared metadata or an unpacked wheel)."""
+    meta = Parser().parsestr((dist_info / "METADATA").read_text(encoding="utf-8"))
+    scripts: dict[str, str] = {}
+    entry_points = dist_info / "entry_points.txt"
+    if entry_points.exists():
+        section = ""
+        for line in entry_points.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("["):
+                section = line.strip("[]")
+            elif "=" in line and section == "console_scripts":
+                key, value = (s.strip() for s in line.split("=", 1))
+                scripts[key] = value
+    top_level_txt = dist_info / "top_level.txt"
+    top = top_level_txt.read_text().split() if top_level_txt.exists() else []
+    licenses = meta.get_all("License-File") or []
+    return Project(
+        root=root, name=str(meta["Name"]), version=str(meta["Version"]),
+        requires_python=meta.get("Requires-Python"),
+        requires=[str(r) for r in meta.get_all("Requires-Dist") or []],
+        scripts=scripts, license_files=[str(x) for x in licenses], top_level=top,
+    )

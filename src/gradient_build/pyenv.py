@@ -1,0 +1,164 @@
+"""Shared Python-packaging steps backends use: building with a PEP 517 frontend, wheelhouses,
+fresh virtual environments. Core helpers, so backends share them without importing each other.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import parse_wheel_filename
+
+from .errors import BuildFailed
+from .runner import Runner
+from .sandbox import Result, Sandbox, minimal_env
+from .smoke import command_in_env
+from .tools import Tool
+
+if TYPE_CHECKING:
+    from .backend import Verdict, VerifyContext
+
+UV = Tool("uv", "pip install uv", command="uv", dist="uv", required=False)
+
+
+def uv_path() -> Path | None:
+    found = UV.path()
+    if found:
+        return found
+    try:
+        import uv
+
+        return Path(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return None
+
+
+def pep517_build(run: Runner, source: Path, out: Path, kind: str, frontend: str = "auto") -> Path:
+    """Build a `kind` ("wheel" or "sdist") of `source` into `out` with uv or pypa/build."""
+    uv = uv_path()
+    out.mkdir(parents=True, exist_ok=True)
+    if frontend == "uv" or (frontend == "auto" and uv):
+        if not uv:
+            raise BuildFailed("frontend = \"uv\" but uv is not installed (pip install uv)")
+        run([uv, "build", f"--{kind}", "--out-dir", out, "--python", sys.executable, source],
+            what=f"uv build --{kind}")
+    else:
+        installer = ["--installer", "uv"] if uv else []
+        run([sys.executable, "-m", "build", f"--{kind}", "--outdir", out, *installer, source],
+            what=f"python -m build --{kind}")
+    suffix = ".whl" if kind == "wheel" else ".tar.gz"
+    built = sorted(out.glob(f"*{suffix}"))
+    if len(built) != 1:
+        raise BuildFailed(f"expected one {suffix} from the build, found {len(built)}")
+    return built[0]
+
+
+def runtime_requirements(requires: list[str]) -> list[str]:
+    """The requirements that apply without extras on this interpreter."""
+    kept = []
+    for text in requires:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            kept.append(text)
+    return kept
+
+
+def fetch_wheelhouse(run: Runner, requirements: list[str | Path], dest: Path,
+                     *, exclude: Path | None = None) -> list[Path]:
+    """Wheels for `requirements` and everything they need, downloaded or built into `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if not requirements:
+        return []
+    run([sys.executable, "-m", "pip", "wheel", "--wheel-dir", dest, "--prefer-binary",
+         "--find-links", dest, *requirements], what="pip wheel (wheelhouse)")
+    if exclude is not None:
+        (dest / exclude.name).unlink(missing_ok=True)
+    return sorted(dest.glob("*.whl"))
+
+
+def fresh_venv(sandbox: Sandbox, where: Path, python: str = sys.executable) -> tuple[Path, Result]:
+    """A new virtual environment at `where`; returns its python and how creating it went."""
+    uv = uv_path()
+    cmd: list[str | Path] = ([uv, "venv", "--quiet", "--python", python, where] if uv
+                             else [python, "-m", "venv", where])
+    env = minimal_env(UV_CACHE_DIR=str(where.parent / "uv-cache"), UV_PYTHON_DOWNLOADS="never")
+    result = sandbox.run(cmd, cwd=where.parent, env=env, timeout=300)
+    return where / "bin" / "python", result
+
+
+def offline_install(sandbox: Sandbox, python: Path, targets: list[Path],
+                    find_links: list[Path]) -> Result:
+    """Install `targets` into `python`'s environment from local wheels only, no index."""
+    links: list[str | Path] = []
+    for path in find_links:
+        links += ["--find-links", path]
+    uv = uv_path()
+    if uv:
+        cmd: list[str | Path] = [uv, "pip", "install", "--python", python, "--no-index",
+                                 "--offline", *links, *targets]
+    else:
+        cmd = [python, "-m", "pip", "install", "--isolated", "--no-index", *links, *targets]
+    env = minimal_env(UV_CACHE_DIR=str(python.parent.parent.parent / "uv-cache"),
+                      UV_PYTHON_DOWNLOADS="never")
+    return sandbox.run(cmd, cwd=python.parent.parent.parent, env=env, timeout=600)
+
+
+def wheel_top_level(wheel: Path) -> list[str]:
+    """Importable top-level names a wheel installs (from its file list)."""
+    names: set[str] = set()
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            first = name.split("/")[0]
+            if first.endswith((".dist-info", ".data")) or first.startswith("_") and first != "__init__":
+                continue
+            if "/" in name:
+                names.add(first)
+            elif name.endswith(".py"):
+                names.add(name[:-3])
+            elif ".cpython-" in name or name.endswith((".so", ".pyd")):
+                names.add(name.split(".")[0])
+    return sorted(n for n in names if n.isidentifier())
+
+
+def wheel_is_pure_tag(wheel: Path) -> bool:
+    _, _, _, tags = parse_wheel_filename(wheel.name)
+    return all(t.abi == "none" and t.platform == "any" for t in tags)
+
+
+def wheel_has_binaries(wheel: Path) -> list[str]:
+    with zipfile.ZipFile(wheel) as zf:
+        return [n for n in zf.namelist() if n.endswith((".so", ".pyd", ".dylib"))]
+
+
+def copy_wheelhouse(src: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for wheel in src.glob("*.whl"):
+        shutil.copy2(wheel, dest / wheel.name)
+
+
+def verify_installed(ctx: VerifyContext, targets: list[Path], find_links: list[Path],
+                     modules: list[str]) -> Verdict:
+    """Install into a fresh venv offline, then run the smoke from an empty directory."""
+    where = ctx.sandbox.fresh_dir()
+    python, made = fresh_venv(ctx.sandbox, where / "venv")
+    if made.exit_code != 0:
+        return ctx.smoke.judge(made)
+    installed = offline_install(ctx.sandbox, python, targets,
+                                [p for p in find_links if p.exists()])
+    if installed.exit_code != 0:
+        verdict = ctx.smoke.judge(installed)
+        verdict.extra["problem"] = "offline install failed"
+        return verdict
+    empty = where / "run"
+    empty.mkdir()
+    cmd = command_in_env(ctx.smoke, str(python), str(python.parent),
+                         modules or [ctx.project.import_name])
+    result = ctx.sandbox.run(cmd, cwd=empty, env=minimal_env(), timeout=ctx.smoke.timeout)
+    return ctx.smoke.judge(result)

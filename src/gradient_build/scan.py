@@ -1,0 +1,107 @@
+"""Secrets never ship: look through an artifact (and the archives inside it) before promotion."""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import re
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import IO
+
+MAX_SCANNED = 64 << 20
+MAX_DEPTH = 3
+
+SECRET_NAMES = {
+    ".env": "a dotenv file", ".pypirc": "a PyPI credentials file", ".netrc": "a netrc file",
+    "id_rsa": "an SSH private key", "id_dsa": "an SSH private key",
+    "id_ecdsa": "an SSH private key", "id_ed25519": "an SSH private key",
+    ".git-credentials": "a git credentials file",
+}
+SECRET_PATTERNS = [
+    (re.compile(rb"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY( BLOCK)?-----"),
+     "a private key"),
+    (re.compile(rb"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key id"),
+    (re.compile(rb"\bgh[pousr]_[A-Za-z0-9]{36,}\b"), "a GitHub token"),
+    (re.compile(rb"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"), "a PyPI API token"),
+    (re.compile(rb"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(rb"\bglpat-[A-Za-z0-9_-]{20,}"), "a GitLab token"),
+]
+ARCHIVE_SUFFIXES = (".whl", ".zip", ".pex", ".tar", ".tar.gz", ".tgz", ".conda")
+
+
+@dataclass(frozen=True)
+class Finding:
+    where: str
+    what: str
+
+
+def _is_secret_name(name: str) -> str | None:
+    base = PurePosixPath(name).name
+    if base in SECRET_NAMES:
+        return SECRET_NAMES[base]
+    if base.startswith(".env.") and base not in (".env.example", ".env.sample", ".env.template"):
+        return "a dotenv file"
+    return None
+
+
+def _members(data: IO[bytes], name: str) -> Iterator[tuple[str, bytes | None]]:
+    """(member name, content or None when too large) of a zip or tar archive."""
+    try:
+        if zipfile.is_zipfile(data):
+            data.seek(0)
+            with zipfile.ZipFile(data) as zf:
+                for info in zf.infolist():
+                    if not info.is_dir():
+                        yield info.filename, (zf.read(info) if info.file_size <= MAX_SCANNED
+                                              else None)
+            return
+        data.seek(0)
+        with tarfile.open(fileobj=data, mode="r:*") as tar:
+            for member in tar:
+                if member.isreg():
+                    f = tar.extractfile(member)
+                    yield member.name, (f.read() if f and member.size <= MAX_SCANNED else None)
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError):
+        return
+
+
+def _looks_like_archive(name: str, content: bytes) -> bool:
+    return name.endswith(ARCHIVE_SUFFIXES) or content[:4] == b"PK\x03\x04" or content[:2] == b"\x1f\x8b"
+
+
+def scan_bytes(name: str, content: bytes, depth: int = 0) -> Iterator[Finding]:
+    what = _is_secret_name(name)
+    if what:
+        yield Finding(name, what)
+    if depth < MAX_DEPTH and _looks_like_archive(name, content):
+        for member, data in _members(io.BytesIO(content), name):
+            inner = f"{name}!{member}"
+            if data is None:
+                found = _is_secret_name(member)
+                if found:
+                    yield Finding(inner, found)
+                continue
+            yield from scan_bytes(inner, data, depth + 1)
+        return
+    for pattern, label in SECRET_PATTERNS:
+        if pattern.search(content):
+            yield Finding(name, label)
+            break
+
+
+def scan_file(display: str, path: str, allow: list[str]) -> list[Finding]:
+    """Secrets in the file at `path` (shown as `display`), skipping `allow` glob patterns."""
+    with open(path, "rb") as f:
+        head = f.read(MAX_SCANNED + 1)
+        if len(head) > MAX_SCANNED and not display.endswith(ARCHIVE_SUFFIXES):
+            findings = [Finding(display, w) for w in [_is_secret_name(display)] if w]
+        else:
+            content = head + f.read()
+            findings = list(scan_bytes(display, content))
+    return [f for f in findings
+            if not any(fnmatch.fnmatch(f.where.split("!")[-1], pat) or fnmatch.fnmatch(f.where, pat)
+                       for pat in allow)]
