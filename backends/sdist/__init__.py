@@ -1,4 +1,4 @@
-"""The sdist tier: a reproducible source distribution, proven complete by building a wheel from it."""
+"""The sdist tier: a reproducible source distribution, proven complete by building a wheel."""
 
 from __future__ import annotations
 

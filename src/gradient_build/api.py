@@ -16,6 +16,7 @@ from .engine import Engine
 from .events import Emit, discard
 from .project import Project
 from .registry import backends as registered
+from .registry import broken
 from .runner import tool_environment
 from .smoke import smoke_for
 
@@ -36,7 +37,7 @@ class Session:
 
 def load_config(path: Path) -> Config:
     found = registered()
-    return config_mod.load(path, {name: b.Options for name, b in found.items()})
+    return config_mod.load(path, {name: b.Options for name, b in found.items()}, broken())
 
 
 def open_project(config_path: Path | None = None, *, cache_dir: Path | None = None,

@@ -1,4 +1,4 @@
-"""The contract between the core and a tier: what a backend declares and the two verbs it implements.
+"""The contract between the core and a tier: what a backend declares, and its two verbs.
 
 A backend is found through the `gradient_build.backends` entry-point group, so a third
 party adds a tier the same way the built-in ones do. It never prints, never writes to

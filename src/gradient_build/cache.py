@@ -118,7 +118,7 @@ class Cache:
     def prune(self, max_bytes: int) -> int:
         """Drop the least recently used entries until the objects fit in `max_bytes`."""
         objects = self.root / "objects"
-        entries = sorted(objects.glob("*/*"), key=lambda p: p.stat().st_mtime) if objects.exists() else []
+        entries = sorted(objects.glob("*/*"), key=lambda p: p.stat().st_mtime)
         sizes = {e: sum(f.stat().st_size for f in e.rglob("*") if f.is_file()) for e in entries}
         total, removed = sum(sizes.values()), 0
         for entry in entries:

@@ -64,7 +64,7 @@ def _wanted(session: Any, tiers: list[str] | None, all_tiers: bool) -> list[str]
 @app.command()
 def build(
     tier: TierOpt = None,
-    all_tiers: Annotated[bool, typer.Option("--all", help="every tier whose tools are here")] = False,
+    all_tiers: Annotated[bool, typer.Option("--all", help="every tier with its tools")] = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="build without verifying")] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="nodes at once")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="output dir (dist/gradient)")] = None,
@@ -115,8 +115,8 @@ def _report_json(report: Any) -> dict[str, Any]:
 @app.command()
 def verify(tier: TierOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Verify already-built artifacts again (those listed in dist/gradient/manifest.json)."""
-    from .outputs import artifacts_from_manifest, read_manifest
     from .cli_render import Renderer
+    from .outputs import artifacts_from_manifest, read_manifest
 
     try:
         session = _session(config)
@@ -146,7 +146,7 @@ def verify(tier: TierOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fa
 @app.command()
 def plan(tier: TierOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
          all_tiers: Annotated[bool, typer.Option("--all")] = False) -> None:
-    """The build graph for those tiers: what is cached, what will rebuild and why. Builds nothing."""
+    """The build graph: what is cached, what will rebuild and why. Builds nothing."""
     from .cli_render import show_plan
 
     try:
@@ -165,8 +165,8 @@ def plan(tier: TierOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fals
 @app.command()
 def tiers(as_json: JsonOpt = False) -> None:
     """Every tier in gradient order, whether its tools are here, and how to get them."""
-    from .registry import backends
     from .cli_render import show_tiers
+    from .registry import backends
 
     rows = []
     for name, backend in backends().items():

@@ -113,7 +113,8 @@ class Renderer:
             for item in manifest["artifacts"]:
                 if item["role"] != "artifact":
                     continue
-                state = "[green]verified[/green]" if item.get("verified") else "[yellow]built[/yellow]  "
+                state = ("[green]verified[/green]" if item.get("verified")
+                         else "[yellow]built[/yellow]   ")
                 cached = " cached" if item.get("cached") else ""
                 out_console.print(f"  {state} {item['tier']:8} {item['path']} "
                                   f"({_size(item['size'])}{cached})", soft_wrap=True)
@@ -137,9 +138,11 @@ class Renderer:
     def show_reproducibility(self, results: dict[str, Any]) -> None:
         for tier, result in results.items():
             if result["identical"]:
-                out_console.print(f"{tier:8} [green]identical[/green] {result.get('sha256', '')}")
+                out_console.print(f"{tier:8} [green]identical[/green] {result.get('sha256', '')}",
+                                  soft_wrap=True)
             else:
-                out_console.print(f"{tier:8} [red]differs[/red]  {result.get('difference', '')}")
+                out_console.print(f"{tier:8} [red]differs[/red]  {result.get('difference', '')}",
+                                  soft_wrap=True)
 
 
 def _size(n: int) -> str:

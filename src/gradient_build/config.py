@@ -77,7 +77,8 @@ class Config:
                            suggestion=suggestion)
 
 
-def load(path: Path, option_models: dict[str, type[Any]]) -> Config:
+def load(path: Path, option_models: dict[str, type[Any]],
+         broken: dict[str, str] | None = None) -> Config:
     """Read and validate `path`; `option_models` maps each registered tier to its Options."""
     if not path.exists():
         raise ConfigError(f"no {path.name} here: run `gradient init` to write one",
@@ -89,11 +90,11 @@ def load(path: Path, option_models: dict[str, type[Any]]) -> Config:
         match = re.search(r"line (\d+)", str(exc))
         raise ConfigError(f"not valid TOML: {exc}", file=str(path),
                           line=int(match.group(1)) if match else None) from None
-    return parse(data, path, text, option_models)
+    return parse(data, path, text, option_models, broken or {})
 
 
 def parse(data: dict[str, Any], path: Path, text: str,
-          option_models: dict[str, type[Any]]) -> Config:
+          option_models: dict[str, type[Any]], broken: dict[str, str] | None = None) -> Config:
     def fail(exc: opt.OptionError) -> ConfigError:
         keys = tuple(k for k in exc.path if not k.isdigit())
         return ConfigError(exc.message, file=str(path), line=locate(text, keys),
@@ -106,6 +107,10 @@ def parse(data: dict[str, Any], path: Path, text: str,
     tiers_table = doc.tiers
 
     def check_tier(name: str, keys: tuple[str, ...]) -> None:
+        if name in (broken or {}):
+            raise ConfigError(f"tier {name!r} is installed but its backend is broken: "
+                              f"{(broken or {})[name]}", file=str(path),
+                              line=locate(text, keys), key=".".join(keys))
         if name not in option_models:
             known = ", ".join(option_models)
             raise ConfigError(f"unknown tier {name!r} (tiers here: {known})", file=str(path),

@@ -1,4 +1,4 @@
-"""One flow from config to manifest: resolve the graph, build or reuse each node, verify, promote."""
+"""One flow from config to manifest: resolve the graph, build or reuse, verify, promote."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ class Engine:
                 for future in done:
                     node = running.pop(future)
                     try:
-                        outcome = future.result()
+                        result = future.result()
                     except GradientError as exc:
                         report.failures[node.id] = exc
                         self.emit(Event("failed", node.tier, exc.message, {"detail": exc.detail}))
@@ -136,8 +136,8 @@ class Engine:
                         report.failures[node.id] = BuildFailed(f"{node.tier}: {exc!r}")
                         self.emit(Event("failed", node.tier, repr(exc)))
                         continue
-                    entries[node.id] = outcome.entry
-                    report.outcomes[node.id] = outcome
+                    entries[node.id] = result.entry
+                    report.outcomes[node.id] = result
         if not report.failures and report.outcomes:
             with locked(self.cache.root / "locks" / f"{self.pid}.lock"):
                 ordered = [report.outcomes[n.id] for n in nodes if n.id in report.outcomes]

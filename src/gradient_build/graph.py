@@ -1,4 +1,4 @@
-"""The build graph: which nodes a request needs, in what order, and what each node's key is made of."""
+"""The build graph: the nodes a request needs, their order, and what each key is made of."""
 
 from __future__ import annotations
 

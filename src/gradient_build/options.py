@@ -29,7 +29,8 @@ def doc(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     """A dataclass field with a description (shown by the JSON Schema and `gradient tiers`)."""
     if isinstance(default, list | dict):
         value = default
-        return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"doc": text}, **kw)
+        return dataclasses.field(default_factory=lambda: type(value)(value),
+                                 metadata={"doc": text}, **kw)
     return dataclasses.field(default=default, metadata={"doc": text}, **kw)
 
 
@@ -64,6 +65,11 @@ def _coerce(tp: Any, value: Any, path: tuple[str, ...]) -> Any:
         raise OptionError(path, f"must be {_type_name(tp)}, not {value!r}",
                           nearest(str(value), choices))
     if origin in (Union, types.UnionType):
+        arms = [a for a in get_args(tp) if a is not type(None)]
+        if value is None and len(arms) < len(get_args(tp)):
+            return None
+        if len(arms) == 1:
+            return _coerce(arms[0], value, path)
         errors: list[OptionError] = []
         for arm in get_args(tp):
             if arm is type(None):
@@ -153,4 +159,6 @@ def _type_schema(tp: Any) -> dict[str, Any]:
 
 def as_dict(options: Any) -> dict[str, Any]:
     """A plain dict of an options dataclass, stable for hashing into cache keys."""
-    return dataclasses.asdict(options) if dataclasses.is_dataclass(options) else {}
+    if dataclasses.is_dataclass(options) and not isinstance(options, type):
+        return dataclasses.asdict(options)
+    return {}

@@ -106,7 +106,8 @@ def _module_project(root: Path, sources: SourceTree, config: Config) -> Project:
             isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets
         ) and isinstance(node.value, ast.Constant):
             version = str(node.value.value)
-    licenses = [p for p in ("LICENSE", "LICENSE.txt", "LICENSE.md", "COPYING") if (root / p).exists()]
+    licenses = [p for p in ("LICENSE", "LICENSE.txt", "LICENSE.md", "COPYING")
+                if (root / p).exists()]
     return Project(root, module.stem, version, license_files=licenses, top_level=[module.stem],
                    buildable=False, sources=sources)
 

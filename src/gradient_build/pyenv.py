@@ -41,15 +41,18 @@ def pep517_build(run: Runner, source: Path, out: Path, kind: str, frontend: str 
     """Build a `kind` ("wheel" or "sdist") of `source` into `out` with uv or pypa/build."""
     uv = uv_path()
     out.mkdir(parents=True, exist_ok=True)
+    env = dict(run.env)
+    for flags in ("CFLAGS", "CXXFLAGS"):  # compiled code must not record the temp build path
+        env[flags] = f"{env.get(flags, '')} -ffile-prefix-map={source}=.".strip()
     if frontend == "uv" or (frontend == "auto" and uv):
         if not uv:
             raise BuildFailed("frontend = \"uv\" but uv is not installed (pip install uv)")
         run([uv, "build", f"--{kind}", "--out-dir", out, "--python", sys.executable, source],
-            what=f"uv build --{kind}")
+            env=env, what=f"uv build --{kind}")
     else:
         installer = ["--installer", "uv"] if uv else []
         run([sys.executable, "-m", "build", f"--{kind}", "--outdir", out, *installer, source],
-            what=f"python -m build --{kind}")
+            env=env, what=f"python -m build --{kind}")
     suffix = ".whl" if kind == "wheel" else ".tar.gz"
     built = sorted(out.glob(f"*{suffix}"))
     if len(built) != 1:
@@ -116,7 +119,7 @@ def wheel_top_level(wheel: Path) -> list[str]:
     with zipfile.ZipFile(wheel) as zf:
         for name in zf.namelist():
             first = name.split("/")[0]
-            if first.endswith((".dist-info", ".data")) or first.startswith("_") and first != "__init__":
+            if first.endswith((".dist-info", ".data")) or first.startswith("_"):
                 continue
             if "/" in name:
                 names.add(first)

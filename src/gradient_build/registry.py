@@ -1,4 +1,8 @@
-"""Backends are found through the `gradient_build.backends` entry-point group, never imported."""
+"""Backends are found through the `gradient_build.backends` entry-point group, never imported.
+
+A backend that fails to load (a third-party plugin with a missing dependency, say) does not
+take the other tiers down with it: it is listed as broken, and only using it is an error.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,31 @@ import functools
 from importlib.metadata import entry_points
 
 from .backend import Backend
-from .errors import GradientError
 
 GROUP = "gradient_build.backends"
 
 
 @functools.cache
-def backends() -> dict[str, Backend]:
-    """Every registered backend by tier name, in gradient order."""
+def discover() -> tuple[dict[str, Backend], dict[str, str]]:
+    """(working backends by tier name in gradient order, broken ones with their error)."""
     found: dict[str, Backend] = {}
+    broken: dict[str, str] = {}
     for ep in entry_points(group=GROUP):
         try:
-            cls = ep.load()
+            backend = ep.load()()
         except Exception as exc:
-            raise GradientError(f"backend {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-        backend = cls()
+            broken[ep.name] = f"{ep.value} failed to load: {type(exc).__name__}: {exc}"
+            continue
         if not isinstance(backend, Backend):
-            raise GradientError(f"backend {ep.name!r} ({ep.value}) is not a gradient Backend")
+            broken[ep.name] = f"{ep.value} is not a gradient_build.backend.Backend"
+            continue
         found.setdefault(backend.name, backend)
-    return dict(sorted(found.items(), key=lambda item: item[1].rank))
+    return dict(sorted(found.items(), key=lambda item: item[1].rank)), broken
+
+
+def backends() -> dict[str, Backend]:
+    return discover()[0]
+
+
+def broken() -> dict[str, str]:
+    return discover()[1]

@@ -22,8 +22,8 @@ SECRET_NAMES = {
     ".git-credentials": "a git credentials file",
 }
 SECRET_PATTERNS = [
-    (re.compile(rb"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY( BLOCK)?-----"),
-     "a private key"),
+    (re.compile(rb"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY"
+                rb"( BLOCK)?-----"), "a private key"),
     (re.compile(rb"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key id"),
     (re.compile(rb"\bgh[pousr]_[A-Za-z0-9]{36,}\b"), "a GitHub token"),
     (re.compile(rb"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"), "a PyPI API token"),
@@ -70,7 +70,8 @@ def _members(data: IO[bytes], name: str) -> Iterator[tuple[str, bytes | None]]:
 
 
 def _looks_like_archive(name: str, content: bytes) -> bool:
-    return name.endswith(ARCHIVE_SUFFIXES) or content[:4] == b"PK\x03\x04" or content[:2] == b"\x1f\x8b"
+    return (name.endswith(ARCHIVE_SUFFIXES) or content[:4] == b"PK\x03\x04"
+            or content[:2] == b"\x1f\x8b")
 
 
 def scan_bytes(name: str, content: bytes, depth: int = 0) -> Iterator[Finding]:

@@ -1,0 +1,1 @@
+"""The exe tier (being written)."""

@@ -1,0 +1,1 @@
+"""The oci tier (being written)."""

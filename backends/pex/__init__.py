@@ -1,0 +1,1 @@
+"""The pex tier (being written)."""

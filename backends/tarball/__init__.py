@@ -1,0 +1,1 @@
+"""The tarball tier (being written)."""

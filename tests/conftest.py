@@ -1,0 +1,75 @@
+"""Shared fixtures: real examples copied to a temp dir, and the real `gradient` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+GRADIENT = str(Path(sys.executable).parent / "gradient")
+IGNORED = shutil.ignore_patterns("dist", "vendor", "__pycache__", "*.egg-info", "build")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One gradient cache for the whole run, so later tests reuse earlier wheels."""
+    return tmp_path_factory.mktemp("gradient-cache")
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Callable[..., Path]:
+    """Copy examples/NAME into a fresh temp dir; `toml` replaces its gradient.toml."""
+
+    def make(name: str, toml: str | None = None) -> Path:
+        dest = tmp_path / name
+        shutil.copytree(EXAMPLES / name, dest, ignore=IGNORED)
+        if toml is not None:
+            (dest / "gradient.toml").write_text(toml)
+        return dest
+
+    return make
+
+
+def run_gradient(project: Path, *args: str, cache_dir: Path,
+                 env: dict[str, str] | None = None, timeout: float = 1800,
+                 ) -> subprocess.CompletedProcess[str]:
+    """Run the installed `gradient` command in `project`, as a user would."""
+    full_env = {**os.environ, "GRADIENT_CACHE_DIR": str(cache_dir), **(env or {})}
+    full_env.pop("CI", None)
+    return subprocess.run([GRADIENT, *args], cwd=project, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def gradient(cache_dir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def call(project: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        kw.setdefault("cache_dir", cache_dir)
+        return run_gradient(project, *args, **kw)
+
+    return call
+
+
+def manifest(project: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((project / "dist/gradient/manifest.json").read_text())
+    return data
+
+
+def artifact_entry(project: Path, tier: str) -> dict[str, Any]:
+    return next(a for a in manifest(project)["artifacts"]
+                if a["tier"] == tier and a["role"] == "artifact")
+
+
+def docker_available() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
