@@ -31,6 +31,10 @@ def example(tmp_path: Path) -> Callable[..., Path]:
 
     def make(name: str, toml: str | None = None) -> Path:
         dest = tmp_path / name
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = tmp_path / f"{name}-{n}"
         shutil.copytree(EXAMPLES / name, dest, ignore=IGNORED)
         if toml is not None:
             (dest / "gradient.toml").write_text(toml)

@@ -9,13 +9,14 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import GradientError
 from .events import Event
 
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
 
 
 def error_text(err: GradientError) -> str:
@@ -98,7 +99,8 @@ class Renderer:
         if event.kind == "failed":
             detail = event.data.get("detail") or ""
             lines = "".join(f"\n    | {x}" for x in detail.splitlines()[-25:])
-            return f"{tier} [red]FAILED[/red]  {event.message}{lines}"
+            message = event.message.removeprefix(f"{event.tier}: ")
+            return f"{tier} [red]FAILED[/red]  {message}{lines}"
         if event.kind == "skipped":
             return f"{tier} [yellow]skipped[/yellow] {event.message}"
         if event.kind == "warning":
@@ -122,7 +124,7 @@ class Renderer:
             out_console.print(f"  manifest {first.parent.parent / 'manifest.json'}",
                               soft_wrap=True)
         for tier, err in report.failures.items():
-            err_console.print(f"[red]failed[/red] {tier}: {err.message}", markup=True)
+            err_console.print(f"[red]failed[/red] {escape(err.message)}")
         for tier, why in report.skipped.items():
             err_console.print(f"[yellow]skipped[/yellow] {tier}: {why}")
         if report.failures:

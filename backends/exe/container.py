@@ -1,0 +1,123 @@
+"""The second proof: run the executable in a container whose image holds only the C library.
+
+The base image is made with `docker import` from a tar of the dynamic loader and the shared
+libraries `ldd` says the executable and everything it bundles load from the host, so a
+Python on the machine cannot help it. It is built once per set of libraries and kept
+under gradient's cache; the run has no network and no root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from gradient_build.archive import write_tar
+from gradient_build.sandbox import Result, Sandbox
+from gradient_build.sources import file_digest
+
+BASE_LIBS = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "libz.so.1",
+             "librt.so.1", "libutil.so.1", "libgcc_s.so.1")
+LDD_LINE = re.compile(r"^\s*(?:(\S+)\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)", re.M)
+IMAGE = "gradient-exe-base"
+EPOCH = 315532800
+
+
+def docker_env(env: Mapping[str, str], home: Path) -> dict[str, str]:
+    keep = {k: v for k, v in env.items() if k.startswith("DOCKER_") or k in ("PATH", "LANG")}
+    return {**keep, "HOME": str(home)}
+
+
+def daemon_answers(sandbox: Sandbox, env: Mapping[str, str], cwd: Path) -> bool:
+    """True when a docker CLI is installed and its daemon replies within a few seconds."""
+    if not shutil.which("docker", path=env.get("PATH")):
+        return False
+    result = sandbox.run(["docker", "version", "--format", "{{.Server.Version}}"], cwd=cwd,
+                         env=env, timeout=15, offline=False)
+    return result.exit_code == 0 and bool(result.output.strip())
+
+
+def host_libraries(sandbox: Sandbox, elves: Iterable[Path], bundle: Path) -> list[Path]:
+    """The host's shared libraries (and loader) the ELF files load that `bundle` lacks."""
+    lib_dirs = sorted({str(p.parent) for p in bundle.rglob("*.so*")} | {str(bundle)})
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LD_LIBRARY_PATH": ":".join(lib_dirs)}
+    ldd = shutil.which("ldd", path=env["PATH"]) or "ldd"
+    found: set[Path] = set()
+    for elf in elves:
+        result = sandbox.run([ldd, elf], cwd=bundle, env=env, timeout=60, offline=False)
+        if result.exit_code != 0:
+            continue
+        for match in LDD_LINE.finditer(result.output):
+            path = Path(match.group(2))
+            if not path.is_relative_to(bundle) and path.exists():
+                found.add(path)
+    libc_dirs = {p.parent for p in found if p.name == "libc.so.6"} or {
+        Path("/lib/x86_64-linux-gnu")}
+    for directory in libc_dirs:
+        found |= {directory / name for name in BASE_LIBS if (directory / name).exists()}
+    return sorted(found)
+
+
+def base_image(sandbox: Sandbox, env: Mapping[str, str], cache: Path, libs: list[Path],
+               cwd: Path) -> tuple[str | None, str]:
+    """The tag of an image holding exactly `libs` (imported once), or None and why not."""
+    files = {p.as_posix().lstrip("/"): p.resolve() for p in libs}
+    digest = hashlib.sha256("".join(f"{name}\0{file_digest(path)}\n"
+                                    for name, path in sorted(files.items())).encode())
+    tag = f"{IMAGE}:{digest.hexdigest()[:16]}"
+    known = sandbox.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], cwd=cwd,
+                        env=env, timeout=60, offline=False)
+    if known.exit_code == 0:
+        return tag, ""
+    cache.mkdir(parents=True, exist_ok=True)
+    tar = cache / f"{digest.hexdigest()[:16]}.tar"
+    if not tar.exists():
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            empty = Path(tmp)
+            dirs = {"app", "tmp"} | {str(Path(name).parent) for name in files}
+            for name in list(dirs):
+                dirs |= {str(p) for p in Path(name).parents if str(p) != "."}
+            entries = sorted([(d, empty) for d in dirs] + list(files.items()))
+            staged = cache / f".{uuid.uuid4().hex}.tar"
+            write_tar(staged, entries, EPOCH, gz=False)
+            os.replace(staged, tar)
+    imported = sandbox.run(["docker", "import", "--message", "gradient exe base: C library only",
+                            tar, tag], cwd=cwd, env=env, timeout=300, offline=False)
+    if imported.exit_code != 0:
+        return None, f"docker import failed: {imported.output.strip()[-500:]}"
+    return tag, ""
+
+
+def run_in_container(sandbox: Sandbox, env: Mapping[str, str], tag: str, payload: Path,
+                     command: list[str], cwd: Path, timeout: float) -> tuple[Result, list[str]]:
+    """Copy `payload` into /app of a new container and run `command` there, then remove it."""
+    create = ["docker", "create", "--network", "none", "--user", "65534:65534",
+              "--tmpfs", "/tmp:rw,exec,mode=1777", "--workdir", "/",
+              "--env", "PATH=/nonexistent", "--env", "HOME=/tmp", "--env", "TMPDIR=/tmp",
+              "--env", "LANG=C.UTF-8", "--label", "gradient.tier=exe", tag, *command]
+    made = sandbox.run(create, cwd=cwd, env=env, timeout=120, offline=False)
+    cid = made.output.strip().splitlines()[-1] if made.exit_code == 0 and made.output else ""
+    if not cid:
+        return made, create
+    try:
+        copied = sandbox.run(["docker", "cp", payload, f"{cid}:/app/"], cwd=cwd, env=env,
+                             timeout=300, offline=False)
+        if copied.exit_code != 0:
+            return copied, create
+        ran = sandbox.run(["docker", "start", "--attach", cid], cwd=cwd, env=env,
+                          timeout=timeout, offline=False)
+        state = sandbox.run(["docker", "inspect", "--format", "{{.State.ExitCode}}", cid],
+                            cwd=cwd, env=env, timeout=60, offline=False)
+        code = state.output.strip()
+        if not ran.timed_out and state.exit_code == 0 and code.lstrip("-").isdigit():
+            ran.exit_code = int(code)
+        ran.command = create
+        return ran, create
+    finally:
+        sandbox.run(["docker", "rm", "--force", cid], cwd=cwd, env=env, timeout=120,
+                    offline=False)

@@ -1,0 +1,5 @@
+"""Reverses the text."""
+
+
+def transform(text: str) -> str:
+    return text[::-1]
