@@ -1,1 +1,199 @@
-"""The exe tier (being written)."""
+"""The exe tier: a frozen executable made by PyInstaller from the wheel tier's wheel and wheelhouse.
+
+The target provides only the OS and its C library, so the proof runs the executable with no
+Python reachable: an empty PATH from another directory offline, and, when a Docker daemon
+answers, in a container whose image holds nothing but the C library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from gradient_build.archive import safe_extract, tree_entries, write_tar
+from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
+from gradient_build.errors import BuildFailed
+from gradient_build.options import doc
+from gradient_build.smoke import Smoke
+from gradient_build.tools import Tool
+
+from . import container
+from .elf import elf_files, glibc_floor
+from .freeze import (
+    build_env,
+    entry_script,
+    resolve_datas,
+    safe_name,
+    unpack_binaries,
+    wheel_packages,
+)
+
+MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+
+
+@dataclass
+class ExeOptions:
+    mode: Literal["onefile", "onedir"] = doc(
+        "one self-extracting file, or a directory shipped as NAME-VERSION-onedir.tar.gz",
+        "onefile")
+    hidden_imports: list[str] = doc("modules the analysis cannot see (imported by name)", [])
+    collect_submodules: list[str] = doc(
+        "packages whose every submodule is bundled (plugins imported by name)", [])
+    collect_data: list[str] = doc(
+        "more packages whose data files are bundled (the app's own packages always are)", [])
+    copy_metadata: list[str] = doc(
+        "more distributions whose metadata is bundled (the app's own always is)", [])
+    datas: list[str] = doc("extra files, 'SRC:DEST': SRC relative to the project, DEST a "
+                           "folder in the bundle", [])
+    excludes: list[str] = doc("modules left out of the bundle", [])
+    strip: bool = doc("strip symbols from the bundled binaries (about half the size)", True)
+
+
+class ExeBackend(Backend):
+    name = "exe"
+    rank = 60
+    artifact = "frozen executable (onefile, or onedir as a .tar.gz)"
+    target = "the OS and its C library"
+    consumes = ("wheel",)
+    tools = (
+        Tool("pyinstaller", "pip install 'gradient-build[exe]'", dist="pyinstaller"),
+        Tool("pyinstaller-hooks-contrib", "pip install 'gradient-build[exe]'",
+             dist="pyinstaller-hooks-contrib"),
+        Tool("uv", "pip install uv (optional: a faster installer)", command="uv", dist="uv",
+             required=False),
+    )
+    Options = ExeOptions
+
+    def build(self, ctx: BuildContext) -> Artifact:
+        options: ExeOptions = ctx.options
+        script, entry = ctx.project.entry_point(ctx.config)
+        if not entry:
+            raise BuildFailed(
+                f"exe: {ctx.project.name} is a library (it has no console script), and a frozen "
+                "executable needs an app to run: add a [project.scripts] entry or set [app] "
+                "entry = \"package.module:function\" in gradient.toml; ship a library with the "
+                "wheel or pex tier")
+        name = safe_name(script or ctx.project.import_name)
+        wheel = ctx.inputs["wheel"]
+        wheelhouses = sorted({p.parent for p in wheel.of_role("dependency")})
+        python = build_env(ctx, wheel.path, wheelhouses)
+        main = entry_script(ctx.work / "entry" / "gradient_entry.py", entry)
+        cmd: list[str | Path] = [
+            python, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
+            f"--{options.mode}", "--name", name, "--distpath", ctx.work / "dist",
+            "--workpath", ctx.work / "build", "--specpath", ctx.work / "spec"]
+        for package in dict.fromkeys([*wheel_packages(wheel.path), *options.collect_data]):
+            cmd += ["--collect-data", package]
+        for dist in dict.fromkeys([ctx.project.name, *options.copy_metadata]):
+            cmd += ["--copy-metadata", dist]
+        for module in options.hidden_imports:
+            cmd += ["--hidden-import", module]
+        for package in options.collect_submodules:
+            cmd += ["--collect-submodules", package]
+        for pair in resolve_datas(ctx, options.datas):
+            cmd += ["--add-data", pair]
+        for module in options.excludes:
+            cmd += ["--exclude-module", module]
+        if options.strip:
+            cmd.append("--strip")
+        ctx.run([*cmd, main], cwd=ctx.work, what=f"pyinstaller --{options.mode}")
+        if options.mode == "onefile":
+            return self._onefile(ctx, name)
+        return self._onedir(ctx, name)
+
+    def _onefile(self, ctx: BuildContext, name: str) -> Artifact:
+        built = ctx.work / "dist" / name
+        target = ctx.out / name
+        shutil.move(built, target)
+        target.chmod(0o755)
+        floor = glibc_floor([target, *unpack_binaries(target, ctx.work / "unpacked")])
+        if floor is None:
+            raise BuildFailed(f"exe: could not read the glibc versions {name} needs")
+        return Artifact(self.name, ctx.out, name, {},
+                        {"mode": "onefile", "glibc_floor": floor, "entry": name})
+
+    def _onedir(self, ctx: BuildContext, name: str) -> Artifact:
+        folder = ctx.work / "dist" / name
+        top = f"{name}-{ctx.project.version}"
+        tar = ctx.out / f"{top}-onedir.tar.gz"
+        epoch = int(ctx.env.get("SOURCE_DATE_EPOCH", "0"))
+        write_tar(tar, [(top, folder), *tree_entries(folder, prefix=f"{top}/")], epoch)
+        floor = glibc_floor(elf_files(folder))
+        if floor is None:
+            raise BuildFailed(f"exe: could not read the glibc versions {name} needs")
+        return Artifact(self.name, ctx.out, tar.name, {},
+                        {"mode": "onedir", "top": top, "launcher": name, "glibc_floor": floor})
+
+    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+        smoke = ctx.smoke
+        note: dict[str, Any] = {}
+        if not smoke.runs_app:
+            smoke = dataclasses.replace(smoke, code=None, args=["--help"], expect=None)
+            note["note"] = "a Python-code smoke cannot run in a frozen executable: ran --help"
+        box = ctx.sandbox.fresh_dir("gradient-verify-exe-")
+        app, home, tmp, empty, run = (box / d for d in ("app", "home", "tmp", "path", "run"))
+        for directory in (app, home, tmp, empty, run):
+            directory.mkdir()
+        if artifact.meta.get("mode") == "onedir":
+            safe_extract(artifact.path, app)
+            payload = app / artifact.meta["top"]
+            launcher = payload / artifact.meta["launcher"]
+            inside = f"/app/{artifact.meta['top']}/{artifact.meta['launcher']}"
+            elves = elf_files(payload)
+        else:
+            payload = launcher = app / artifact.primary
+            shutil.copyfile(artifact.path, launcher)
+            launcher.chmod(0o755)
+            inside = f"/app/{artifact.primary}"
+            elves = [launcher, *unpack_binaries(launcher, box / "unpacked")]
+        env = {"PATH": str(empty), "HOME": str(home), "TMPDIR": str(tmp), "LANG": "C.UTF-8"}
+        result = ctx.sandbox.run([launcher, *smoke.args], cwd=run, env=env,
+                                 timeout=smoke.timeout)
+        verdict = smoke.judge(result, extra={**note, "python_on_path": "none"})
+        if not verdict.ok:
+            return _explain(verdict, result.output)
+        return self._in_container(ctx, smoke, verdict, payload, [inside, *smoke.args], elves,
+                                  box)
+
+    def _in_container(self, ctx: VerifyContext, smoke: Smoke, verdict: Verdict, payload: Path,
+                      command: list[str], elves: list[Path], box: Path) -> Verdict:
+        """Run again inside an image with only the C library, when a daemon answers."""
+        env = container.docker_env(ctx.env, box / "home")
+        if not container.daemon_answers(ctx.sandbox, env, box):
+            verdict.extra["container"] = "not available"
+            return verdict
+        bundle = box / "unpacked" if (box / "unpacked").exists() else payload
+        libs = container.host_libraries(ctx.sandbox, elves, bundle)
+        tag, why = container.base_image(ctx.sandbox, env, ctx.cache_dir / "tools" / "exe-base",
+                                        libs, box)
+        if tag is None:
+            failed = Verdict(False, verdict.command, None, verdict.seconds, why,
+                             {"container": "failed", "problem": f"no base image: {why}"})
+            return failed
+        result, create = container.run_in_container(ctx.sandbox, env, tag, payload, command, box,
+                                                    smoke.timeout)
+        inner = smoke.judge(result)
+        if not inner.ok:
+            inner.extra.update(container="failed", container_image=tag)
+            inner.extra["problem"] = ("in a container with no Python (only the C library): "
+                                      + str(inner.extra.get("problem", "failed")))
+            return _explain(inner, result.output)
+        verdict.extra.update(container="verified", container_image=tag,
+                             container_command=create,
+                             container_seconds=round(result.seconds, 3))
+        return verdict
+
+
+def _explain(verdict: Verdict, output: str) -> Verdict:
+    """Name the usual cause of a frozen app failing: a module the analysis could not see."""
+    missing = MISSING_MODULE.search(output)
+    if missing:
+        verdict.extra["problem"] = (
+            f"{verdict.extra.get('problem', 'failed')}: module {missing.group(1)!r} is not in "
+            "the bundle (imported by name?): add it to [tiers.exe] hidden_imports, or its "
+            "package to collect_submodules")
+    return verdict

@@ -152,3 +152,25 @@ def resolve_datas(ctx: BuildContext, datas: list[str]) -> list[str]:
 def safe_name(name: str) -> str:
     """A file name for the executable: the script's name, kept to portable characters."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip(".") or "app"
+
+
+def unpack_binaries(exe: Path, dest: Path) -> list[Path]:
+    """The ELF files a onefile executable carries (it unpacks them at run time), written to
+    `dest` so their needs can be read. PyInstaller's own reader walks its archive format."""
+    from PyInstaller.archive.readers import CArchiveReader
+
+    reader = CArchiveReader(str(exe))
+    written: list[Path] = []
+    for name, (_off, _len, _ulen, _flag, typecode) in sorted(reader.toc.items()):
+        rel = Path(name)
+        if typecode not in ("b", "x") or rel.is_absolute() or ".." in rel.parts:
+            continue
+        data: bytes = reader.extract(name)
+        if not data.startswith(b"\x7fELF"):
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o755)
+        written.append(target)
+    return written

@@ -75,8 +75,9 @@ class Renderer:
             tier = event.tier or ""
             if self.progress and tier:
                 if tier not in self.tasks:
-                    self.tasks[tier] = self.progress.add_task(event.message, tier=tier, total=None)
-                self.progress.update(self.tasks[tier], description=event.message)
+                    self.tasks[tier] = self.progress.add_task(
+                        escape(event.message), tier=tier, total=None)
+                self.progress.update(self.tasks[tier], description=escape(event.message))
             line = self._line(event)
             if line and not self.quiet:
                 err_console.print(line)
@@ -84,27 +85,28 @@ class Renderer:
                 self.progress.remove_task(self.tasks.pop(tier))
 
     def _line(self, event: Event) -> str | None:
+        message = escape(event.message)
         tier = f"[bold]{event.tier:8}[/bold]" if event.tier else ""
         if event.kind == "start":
-            why = "; ".join(event.data.get("reasons", [])[:3])
+            why = escape("; ".join(event.data.get("reasons", [])[:3]))
             return f"{tier} building ({why})" if why else f"{tier} building"
         if event.kind == "cached":
-            return f"{tier} [cyan]cached[/cyan]  {event.message}"
+            return f"{tier} [cyan]cached[/cyan]  {message}"
         if event.kind == "built":
-            return f"{tier} built   {event.message}"
+            return f"{tier} built   {message}"
         if event.kind == "verified":
             runtime = event.data.get("runtime")
             note = f" (runtime {runtime})" if runtime else ""
-            return f"{tier} [green]verified[/green] in {event.message}{note}"
+            return f"{tier} [green]verified[/green] in {message}{note}"
         if event.kind == "failed":
-            detail = event.data.get("detail") or ""
+            detail = escape(event.data.get("detail") or "")
             lines = "".join(f"\n    | {x}" for x in detail.splitlines()[-25:])
-            message = event.message.removeprefix(f"{event.tier}: ")
+            message = escape(event.message.removeprefix(f"{event.tier}: "))
             return f"{tier} [red]FAILED[/red]  {message}{lines}"
         if event.kind == "skipped":
-            return f"{tier} [yellow]skipped[/yellow] {event.message}"
+            return f"{tier} [yellow]skipped[/yellow] {message}"
         if event.kind == "warning":
-            return f"{tier} [yellow]warning[/yellow] {event.message}"
+            return f"{tier} [yellow]warning[/yellow] {message}"
         return None
 
     def summary(self, report: Any, root: Path) -> None:
