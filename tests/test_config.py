@@ -1,4 +1,4 @@
-"""Every way a gradient.toml can be wrong: exit 2, file:line, the key, the nearest name, no writes."""
+"""Every way a gradient.toml can be wrong: exit 2, file:line, key, nearest name, no writes."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import artifact_entry, manifest, run_gradient
@@ -17,7 +18,7 @@ from conftest import artifact_entry, manifest, run_gradient
 Gradient = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def plan(gradient: Gradient, project: Path, *args: str, **kw: object) -> dict[str, dict[str, object]]:
+def plan(gradient: Gradient, project: Path, *args: str, **kw: object) -> dict[str, dict[str, Any]]:
     result = gradient(project, "plan", "--json", *args, **kw)
     assert result.returncode == 0, result.stderr
     return {item["node"]: item for item in json.loads(result.stdout)}

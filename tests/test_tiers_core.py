@@ -135,10 +135,12 @@ def test_setup_py_only_and_poetry_projects_build(tmp_path: Path, gradient: Gradi
     (poetry / "poet").mkdir(parents=True)
     (poetry / "poet/__init__.py").write_text("def main():\n    print('poetry works')\n")
     (poetry / "pyproject.toml").write_text(
-        '[tool.poetry]\nname = "poet"\nversion = "0.9.0"\ndescription = "x"\nauthors = ["a <a@b.c>"]\n'
+        '[tool.poetry]\nname = "poet"\nversion = "0.9.0"\ndescription = "x"\n'
+        'authors = ["a <a@b.c>"]\n'
         '[tool.poetry.dependencies]\npython = ">=3.9"\n'
         '[tool.poetry.scripts]\npoet = "poet:main"\n'
-        '[build-system]\nrequires = ["poetry-core>=1.0"]\nbuild-backend = "poetry.core.masonry.api"\n')
+        '[build-system]\nrequires = ["poetry-core>=1.0"]\n'
+        'build-backend = "poetry.core.masonry.api"\n')
     (poetry / "gradient.toml").write_text('tier = "wheel"\n[verify]\nargs = []\n')
     result = gradient(poetry, "build")
     assert result.returncode == 0, result.stderr

@@ -10,25 +10,28 @@ Python side first checks that the interpreter is the one they were built for.
 
 from __future__ import annotations
 
+import json
 import shlex
 
 
-def python_prelude(app: str, cache_tag: str | None, lib: str = "sys.argv.pop(1)") -> str:
+def python_prelude(app: str, compiled_for: tuple[str, str] | None,
+                   lib: str = "sys.argv.pop(1)") -> str:
     """Python that puts the tree's lib dir on sys.path, after checking the interpreter.
 
-    `lib` is a Python expression; by default the launcher passes the dir as the first argument,
-    so no path (of the build machine or the target) is written into the code.
+    `compiled_for` is (cache tag, version), e.g. ("cpython-311", "3.11"), when the tree holds
+    compiled extensions. `lib` is a Python expression: the launcher passes the dir as the first
+    argument, so no path (of the build machine or the target) is written into the code.
     """
     lines = ["import sys, site", f"lib = {lib}"]
-    if cache_tag:
-        version = f"{cache_tag.split('-')[-1][0]}.{cache_tag.split('-')[-1][1:]}"
+    if compiled_for:
+        tag, version = compiled_for
+        message = (f"{app}: this tree holds compiled extensions built for {tag} (Python "
+                   f"{version}), but %s is %s (Python %s); run it with a Python {version}, "
+                   "or rebuild the tarball with [tiers.tarball] python set to one\n")
         lines += [
-            f"if sys.implementation.cache_tag != {cache_tag!r}:",
-            f"    sys.stderr.write(\"{app}: this tree holds compiled extensions built for \""
-            f" \"{cache_tag} (Python {version}), but \" + sys.executable + \" is \""
-            " + sys.implementation.cache_tag + \" (Python \" + sys.version.split()[0] + \");\""
-            f" \" run it with a Python {version}, or rebuild the tarball with [tiers.tarball]\""
-            f" \" python set to one\\n\")",
+            f"if sys.implementation.cache_tag != {q(tag)}:",
+            f"    sys.stderr.write({q(message)} % (sys.executable, "
+            "sys.implementation.cache_tag, sys.version.split()[0]))",
             "    sys.exit(1)",
         ]
     lines.append("site.addsitedir(lib)")
@@ -40,15 +43,20 @@ def entry_call(script: str, entry: str) -> str:
     module, _, attr = entry.split("[")[0].strip().partition(":")
     head, *rest = attr.split(".")
     target = "_entry" + "".join(f".{part}" for part in rest)
-    return (f"sys.argv[0] = {script!r}\n"
+    return (f"sys.argv[0] = {q(script)}\n"
             f"from {module} import {head} as _entry\n"
             f"sys.exit({target}())\n")
 
 
-def launcher_script(app: str, entry: str, python: str, cache_tag: str | None,
-                    what: str) -> str:
+def q(text: str) -> str:
+    """A Python string literal in double quotes (the code sits inside sh single quotes)."""
+    return json.dumps(text)
+
+
+def launcher_script(app: str, entry: str, python: str,
+                    compiled_for: tuple[str, str] | None, what: str) -> str:
     """The sh text of `bin/APP`; `what` names the project in its header."""
-    code = python_prelude(app, cache_tag) + entry_call(app, entry)
+    code = python_prelude(app, compiled_for) + entry_call(app, entry)
     if "'" in code:
         raise ValueError(f"the entry point {entry!r} cannot be quoted into the launcher")
     py = shlex.quote(python)

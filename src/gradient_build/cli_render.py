@@ -125,7 +125,7 @@ class Renderer:
             first = Path(manifest["artifacts"][0]["path"])
             out_console.print(f"  manifest {first.parent.parent / 'manifest.json'}",
                               soft_wrap=True)
-        for tier, err in report.failures.items():
+        for err in report.failures.values():
             err_console.print(f"[red]failed[/red] {escape(err.message)}")
         for tier, why in report.skipped.items():
             err_console.print(f"[yellow]skipped[/yellow] {tier}: {why}")
