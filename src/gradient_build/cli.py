@@ -166,7 +166,7 @@ def plan(tier: TierOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fals
 def tiers(as_json: JsonOpt = False) -> None:
     """Every tier in gradient order, whether its tools are here, and how to get them."""
     from .cli_render import show_tiers
-    from .registry import backends
+    from .registry import backends, broken
 
     rows = []
     for name, backend in backends().items():
@@ -174,6 +174,9 @@ def tiers(as_json: JsonOpt = False) -> None:
                      "target": backend.target, "consumes": list(backend.consumes),
                      "tools": [{"name": t.name, "present": t.present(), "version": t.version(),
                                 "required": t.required, "get": t.get} for t in backend.tools]})
+    for name, why in broken().items():
+        rows.append({"tier": name, "rank": None, "artifact": "", "target": "", "consumes": [],
+                     "tools": [], "broken": why})
     if as_json:
         print(json.dumps(rows, indent=2))
     else:

@@ -176,6 +176,9 @@ def show_tiers(rows: list[dict[str, Any]]) -> None:
     for col in ("tier", "artifact", "target must provide", "tools"):
         table.add_column(col)
     for row in rows:
+        if row.get("broken"):
+            table.add_row(row["tier"], "[red]broken backend[/red]", "", escape(row["broken"]))
+            continue
         tools = []
         for tool in row["tools"]:
             if tool["present"]:

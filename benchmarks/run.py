@@ -1,0 +1,138 @@
+"""`make bench`: gradient against the raw tools, measured in the same run, as ratios.
+
+Prints a table and writes benchmarks/results.json. Every number is a median of a few runs
+on the example app; each "cold" gradient build starts from an empty node cache but a warm
+tool cache (downloads are not what is measured), like the raw tool it is compared with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+GRADIENT = str(BIN / "gradient")
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+results: dict[str, Any] = {}
+
+
+def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark step failed: {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+
+
+def timed(fn: Callable[[], None], repeat: int = REPEAT) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+class Workspace:
+    """A copy of an example with its own gradient cache whose tool caches stay warm."""
+
+    def __init__(self, base: Path, example: str, toml: str | None = None) -> None:
+        self.project = base / example
+        shutil.copytree(ROOT / "examples" / example, self.project,
+                        ignore=shutil.ignore_patterns("dist", "vendor", "__pycache__"))
+        if toml is not None:
+            (self.project / "gradient.toml").write_text(toml)
+        self.cache = base / f"cache-{example}"
+        self.env = {**os.environ, "GRADIENT_CACHE_DIR": str(self.cache)}
+        self.env.pop("CI", None)
+
+    def gradient(self, *args: str) -> None:
+        sh([GRADIENT, *args], self.project, self.env)
+
+    def drop_nodes(self) -> None:
+        for sub in ("objects", "records"):
+            shutil.rmtree(self.cache / sub, ignore_errors=True)
+        shutil.rmtree(self.project / "dist", ignore_errors=True)
+
+    def cold(self, *args: str) -> float:
+        def run() -> None:
+            self.drop_nodes()
+            self.gradient("build", *args)
+        return timed(run)
+
+
+def bench_wheel(base: Path) -> None:
+    ws = Workspace(base, "hello-app", 'tier = "wheel"\n[tiers.wheel]\nwheelhouse = false\n')
+    out = base / "raw-out"
+    ws.cold("--no-verify")  # warm the tool caches
+    env = {**os.environ, "UV_CACHE_DIR": str(ws.cache / "tools" / "uv")}
+    uv = [str(BIN / "uv"), "build", "--wheel", "--out-dir", str(out), "--python", sys.executable]
+    sh([*uv, str(ws.project)], base, env)
+    raw_uv = timed(lambda: sh([*uv, str(ws.project)], base, env))
+    raw_build = timed(lambda: sh([sys.executable, "-m", "build", "--wheel", "--outdir", str(out),
+                                  "--installer", "uv", str(ws.project)], base, env))
+    ours = ws.cold("--no-verify")
+    full = Workspace(base / "full", "hello-app", 'tier = "wheel"\n')
+    full.cold()
+    results["wheel"] = {
+        "gradient_s": round(ours, 3), "uv_build_s": round(raw_uv, 3),
+        "python_m_build_s": round(raw_build, 3),
+        "ratio_vs_uv_build": round(ours / raw_uv, 2),
+        "ratio_vs_python_m_build": round(ours / raw_build, 2),
+        "with_wheelhouse_and_verify_s": round(full.cold(), 3),
+        "target": "ratio_vs_uv_build <= 1.1",
+    }
+
+
+def bench_graph(base: Path) -> None:
+    """No-op rebuild, --jobs 2 against --jobs 1, and what a one-line change rebuilds."""
+    ws = Workspace(base, "hello-app")
+    present = json.loads(subprocess.run([GRADIENT, "tiers", "--json"], capture_output=True,
+                                        text=True, env=ws.env).stdout)
+    tiers = [t["tier"] for t in present
+             if all(tool["present"] or not tool["required"] for tool in t["tools"])
+             and t["tier"] not in ("copy", "oci")]
+    args = [arg for t in tiers for arg in ("--tier", t)]
+    ws.gradient("build", *args)
+    noop = timed(lambda: ws.gradient("build", *args), repeat=5)
+    jobs1 = ws.cold("--jobs", "1", *args)
+    jobs2 = ws.cold("--jobs", "2", *args)
+    ws.gradient("build", *args)
+    cli = ws.project / "src/hello_app/cli.py"
+    cli.write_text(cli.read_text() + "\n# one-line change\n")
+    plan = json.loads(subprocess.run([GRADIENT, "plan", "--json", *args], cwd=ws.project,
+                                     env=ws.env, capture_output=True, text=True).stdout)
+    rebuilt = sorted(i["node"] for i in plan if i["status"] == "miss")
+    results["graph"] = {
+        "tiers": tiers, "noop_rebuild_s": round(noop, 3), "jobs1_s": round(jobs1, 3),
+        "jobs2_s": round(jobs2, 3), "jobs_speedup": round(jobs1 / jobs2, 2),
+        "one_line_change_rebuilds": rebuilt,
+        "targets": "noop < 0.3 s; jobs_speedup >= 1.6",
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="gradient-bench-") as tmp:
+        base = Path(tmp)
+        for name, fn in (("wheel", bench_wheel), ("graph", bench_graph)):
+            sys.stderr.write(f"benchmark: {name}\n")
+            fn(base / name)
+    out = ROOT / "benchmarks" / "results.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    for section, data in results.items():
+        print(f"[{section}]")
+        for key, value in data.items():
+            print(f"  {key:32} {value}")
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
