@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
+from gradient_build.config import Config
 from gradient_build.errors import BuildFailed, ConfigError
 from gradient_build.events import Event
 from gradient_build.options import doc
+from gradient_build.project import Project
 from gradient_build.sandbox import minimal_env
 from gradient_build.smoke import entry_code
 
@@ -46,6 +48,13 @@ class CopyBackend(Backend):
     artifact = "the module file(s) with the project's LICENSE"
     target = "a compatible Python"
     Options = CopyOptions
+
+    def skip(self, project: Project, config: Config, options: Any) -> str | None:
+        try:
+            module_paths(project.root, options, config.app.module)
+        except ConfigError:
+            return "the project is not a single module ([app] module names one)"
+        return None
 
     def build(self, ctx: BuildContext) -> Artifact:
         modules = module_paths(ctx.project.root, ctx.options, ctx.config.app.module)

@@ -7,12 +7,14 @@ import tarfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from gradient_build.archive import repack_tar_gz
 from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
+from gradient_build.config import Config
 from gradient_build.errors import BuildFailed
 from gradient_build.options import doc
+from gradient_build.project import Project
 from gradient_build.pyenv import (
     fetch_wheelhouse,
     pep517_build,
@@ -44,6 +46,9 @@ class SdistBackend(Backend):
              required=False),
     )
     Options = SdistOptions
+
+    def skip(self, project: Project, config: Config, options: Any) -> str | None:
+        return None if project.buildable else "the project has no pyproject.toml or setup.py"
 
     def build(self, ctx: BuildContext) -> Artifact:
         assert ctx.project.sources is not None

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
+from gradient_build.config import Config
 from gradient_build.errors import BuildFailed
 from gradient_build.options import doc
+from gradient_build.project import Project
 from gradient_build.pyenv import (
     fetch_wheelhouse,
     pep517_build,
@@ -41,6 +43,9 @@ class WheelBackend(Backend):
         Tool("pip", "python -m ensurepip", dist="pip"),
     )
     Options = WheelOptions
+
+    def skip(self, project: Project, config: Config, options: Any) -> str | None:
+        return None if project.buildable else "the project has no pyproject.toml or setup.py"
 
     def build(self, ctx: BuildContext) -> Artifact:
         options: WheelOptions = ctx.options

@@ -133,6 +133,10 @@ class Backend:
     Options: ClassVar[type[Any]] = NoOptions
     uses_sources: ClassVar[bool] = True
 
+    def skip(self, project: Project, config: Config, options: Any) -> str | None:
+        """Why this tier does not apply to the project (`--all` then skips it), or None."""
+        return None
+
     def requires(self, options: Any) -> tuple[str, ...]:
         """The tiers whose artifacts this one consumes, which may depend on its options."""
         return self.consumes

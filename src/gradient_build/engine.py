@@ -107,6 +107,12 @@ class Engine:
                         self.emit(Event("skipped", node.tier, report.skipped[node.id]))
                         del pending[node.id]
                         continue
+                    reason = node.backend.skip(self.project, self.config, node.options)
+                    if reason and skip_missing:
+                        del pending[node.id]
+                        report.skipped[node.id] = reason
+                        self.emit(Event("skipped", node.tier, reason))
+                        continue
                     missing = self._missing(node)
                     if missing:
                         del pending[node.id]
