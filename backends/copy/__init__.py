@@ -47,6 +47,7 @@ class CopyBackend(Backend):
     rank = 10
     artifact = "the module file(s) with the project's LICENSE"
     target = "a compatible Python"
+    needs = frozenset({"python"})
     Options = CopyOptions
 
     def skip(self, project: Project, config: Config, options: Any) -> str | None:

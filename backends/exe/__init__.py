@@ -8,6 +8,7 @@ answers, in a container whose image holds nothing but the C library.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from typing import Any, Literal
 
 from gradient_build.archive import safe_extract, tree_entries, write_tar
 from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
-from gradient_build.errors import BuildFailed
+from gradient_build.config import Config
+from gradient_build.errors import BuildFailed, ConfigError
 from gradient_build.options import doc
+from gradient_build.project import Project
 from gradient_build.smoke import Smoke
 from gradient_build.tools import Tool
 
@@ -68,6 +71,13 @@ class ExeBackend(Backend):
     )
     Options = ExeOptions
 
+    def skip(self, project: Project, config: Config, options: Any) -> str | None:
+        try:
+            _, entry = project.entry_point(config)
+        except ConfigError:
+            return None
+        return None if entry else "a library: a frozen executable needs a console script"
+
     def build(self, ctx: BuildContext) -> Artifact:
         options: ExeOptions = ctx.options
         script, entry = ctx.project.entry_point(ctx.config)
@@ -111,8 +121,7 @@ class ExeBackend(Backend):
         shutil.move(built, target)
         target.chmod(0o755)
         floor = glibc_floor([target, *unpack_binaries(target, ctx.work / "unpacked")])
-        if floor is None:
-            raise BuildFailed(f"exe: could not read the glibc versions {name} needs")
+        _check_floor(floor, name)
         return Artifact(self.name, ctx.out, name, {},
                         {"mode": "onefile", "glibc_floor": floor, "entry": name})
 
@@ -123,8 +132,7 @@ class ExeBackend(Backend):
         epoch = int(ctx.env.get("SOURCE_DATE_EPOCH", "0"))
         write_tar(tar, [(top, folder), *tree_entries(folder, prefix=f"{top}/")], epoch)
         floor = glibc_floor(elf_files(folder))
-        if floor is None:
-            raise BuildFailed(f"exe: could not read the glibc versions {name} needs")
+        _check_floor(floor, name)
         return Artifact(self.name, ctx.out, tar.name, {},
                         {"mode": "onedir", "top": top, "launcher": name, "glibc_floor": floor})
 
@@ -143,32 +151,36 @@ class ExeBackend(Backend):
             payload = app / artifact.meta["top"]
             launcher = payload / artifact.meta["launcher"]
             inside = f"/app/{artifact.meta['top']}/{artifact.meta['launcher']}"
+            bundle = payload
             elves = elf_files(payload)
         else:
             payload = launcher = app / artifact.primary
             shutil.copyfile(artifact.path, launcher)
             launcher.chmod(0o755)
             inside = f"/app/{artifact.primary}"
-            elves = [launcher, *unpack_binaries(launcher, box / "unpacked")]
+            bundle = box / "unpacked"
+            elves = [launcher, *unpack_binaries(launcher, bundle)]
         env = {"PATH": str(empty), "HOME": str(home), "TMPDIR": str(tmp), "LANG": "C.UTF-8"}
         result = ctx.sandbox.run([launcher, *smoke.args], cwd=run, env=env,
                                  timeout=smoke.timeout)
         verdict = smoke.judge(result, extra={**note, "python_on_path": "none"})
         if not verdict.ok:
             return _explain(verdict, result.output)
-        return self._in_container(ctx, smoke, verdict, payload, [inside, *smoke.args], elves,
-                                  box)
+        return self._in_container(ctx, smoke, verdict, payload, [inside, *smoke.args],
+                                  (elves, bundle), box)
 
     def _in_container(self, ctx: VerifyContext, smoke: Smoke, verdict: Verdict, payload: Path,
-                      command: list[str], elves: list[Path], box: Path) -> Verdict:
+                      command: list[str], elves: tuple[list[Path], Path], box: Path) -> Verdict:
         """Run again inside an image with only the C library, when a daemon answers."""
         env = container.docker_env(ctx.env, box / "home")
         if not container.daemon_answers(ctx.sandbox, env, box):
             verdict.extra["container"] = "not available"
             return verdict
-        bundle = box / "unpacked" if (box / "unpacked").exists() else payload
-        libs = container.host_libraries(ctx.sandbox, elves, bundle)
-        tag, why = container.base_image(ctx.sandbox, env, ctx.cache_dir / "tools" / "exe-base",
+        libs = container.host_libraries(ctx.sandbox, *elves)
+        if not any(p.name.startswith("ld-linux") for p in libs):
+            verdict.extra["container"] = "not available: ldd did not name a dynamic loader"
+            return verdict
+        tag, why = container.base_image(ctx.sandbox, env, ctx.tool_cache("exe-base"),
                                         libs, box)
         if tag is None:
             failed = Verdict(False, verdict.command, None, verdict.seconds, why,
@@ -186,6 +198,14 @@ class ExeBackend(Backend):
                              container_command=create,
                              container_seconds=round(result.seconds, 3))
         return verdict
+
+
+def _check_floor(floor: str | None, name: str) -> None:
+    """On a glibc system every PyInstaller bootloader needs some GLIBC version: none found
+    means the reading went wrong (on musl there is no glibc floor to find)."""
+    if floor is None and os.confstr_names.get("CS_GNU_LIBC_VERSION") is not None and (
+            os.confstr("CS_GNU_LIBC_VERSION")):
+        raise BuildFailed(f"exe: could not read the glibc versions {name} needs")
 
 
 def _explain(verdict: Verdict, output: str) -> Verdict:

@@ -26,6 +26,7 @@ BASE_LIBS = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "libz.so
 LDD_LINE = re.compile(r"^\s*(?:(\S+)\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)", re.M)
 IMAGE = "gradient-exe-base"
 EPOCH = 315532800
+LAYOUT = "exe-base v2\n"
 
 
 def docker_env(env: Mapping[str, str], home: Path) -> dict[str, str]:
@@ -46,8 +47,10 @@ def host_libraries(sandbox: Sandbox, elves: Iterable[Path], bundle: Path) -> lis
     """The host's shared libraries (and loader) the ELF files load that `bundle` lacks."""
     lib_dirs = sorted({str(p.parent) for p in bundle.rglob("*.so*")} | {str(bundle)})
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LD_LIBRARY_PATH": ":".join(lib_dirs)}
-    ldd = shutil.which("ldd", path=env["PATH"]) or "ldd"
+    ldd = shutil.which("ldd", path=env["PATH"])
     found: set[Path] = set()
+    if not ldd:
+        return []
     for elf in elves:
         result = sandbox.run([ldd, elf], cwd=bundle, env=env, timeout=60, offline=False)
         if result.exit_code != 0:
@@ -67,7 +70,7 @@ def base_image(sandbox: Sandbox, env: Mapping[str, str], cache: Path, libs: list
                cwd: Path) -> tuple[str | None, str]:
     """The tag of an image holding exactly `libs` (imported once), or None and why not."""
     files = {p.as_posix().lstrip("/"): p.resolve() for p in libs}
-    digest = hashlib.sha256("".join(f"{name}\0{file_digest(path)}\n"
+    digest = hashlib.sha256(LAYOUT.encode() + "".join(f"{name}\0{file_digest(path)}\n"
                                     for name, path in sorted(files.items())).encode())
     tag = f"{IMAGE}:{digest.hexdigest()[:16]}"
     known = sandbox.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], cwd=cwd,
@@ -79,7 +82,8 @@ def base_image(sandbox: Sandbox, env: Mapping[str, str], cache: Path, libs: list
     if not tar.exists():
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
             empty = Path(tmp)
-            dirs = {"app", "tmp"} | {str(Path(name).parent) for name in files}
+            # no /tmp: an image directory's mode (0755 here) would override the tmpfs's 1777
+            dirs = {"app"} | {str(Path(name).parent) for name in files}
             for name in list(dirs):
                 dirs |= {str(p) for p in Path(name).parents if str(p) != "."}
             entries = sorted([(d, empty) for d in dirs] + list(files.items()))

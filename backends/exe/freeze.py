@@ -91,9 +91,30 @@ def build_env(ctx: BuildContext, app_wheel: Path, wheelhouses: list[Path]) -> Pa
         if not found:
             raise BuildFailed(f"exe: no site-packages in the build venv {venv}")
         site = found[0]
+    scrub_install_records(site)
     tools = link_tools(ctx.work / "pyinstaller-tools")
     (site / "_gradient_pyinstaller.pth").write_text(f"{tools}\n")
     return python
+
+
+INSTALL_RECORDS = ("direct_url.json", "uv_cache.json")
+
+
+def scrub_install_records(site: Path) -> None:
+    """Drop what the installer wrote about this install (the wheel's absolute path, a cache
+    timestamp, scripts with the venv's shebang): bundled metadata would leak the build's
+    paths and differ from run to run."""
+    for dist_info in sorted(site.glob("*.dist-info")):
+        gone = set()
+        for name in INSTALL_RECORDS:
+            if (dist_info / name).exists():
+                (dist_info / name).unlink()
+                gone.add(f"{dist_info.name}/{name}")
+        record = dist_info / "RECORD"
+        if record.exists():
+            lines = record.read_text().splitlines(keepends=True)
+            record.write_text("".join(x for x in lines if x.split(",", 1)[0] not in gone
+                                      and not x.startswith("../")))
 
 
 def entry_script(dest: Path, entry: str) -> Path:
@@ -137,8 +158,9 @@ def resolve_datas(ctx: BuildContext, datas: list[str]) -> list[str]:
             raise ctx.config.error(f"datas entry {item!r} must look like 'SRC:DEST' (SRC relative "
                                    "to the project, DEST a folder inside the bundle)",
                                    "tiers", "exe", "datas")
-        if os.path.isabs(src) or ".." in Path(src).parts:
-            raise ctx.config.error(f"datas source {src!r} must be a path inside the project",
+        if any(os.path.isabs(p) or ".." in Path(p).parts for p in (src, dest)):
+            raise ctx.config.error(f"datas entry {item!r}: SRC must be inside the project and "
+                                   "DEST inside the bundle (relative paths)",
                                    "tiers", "exe", "datas")
         if not glob.glob(str(src_root / src)):
             hint = (" (it exists but git ignores it: builds only see files git does not ignore)"

@@ -1,11 +1,19 @@
 """The pex tier: one executable zip holding the app and every dependency, built by `pex`
 from the wheel tier's wheel and wheelhouse, so nothing is resolved online at this step.
+
+Reproducible as measured with pex 2.105: zip entries are dated 1980-01-01 whatever
+SOURCE_DATE_EPOCH says, and no `.pyc` is written unless `--compile`. What does vary is the
+runtime PEX_ROOT pex bakes into the boot code, taken from the build's XDG_CACHE_HOME (under
+gradient's cache): `--runtime-pex-root` pins it, and the build fails if a pex still names a
+build path.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +45,9 @@ class PexOptions:
     interpreter: str | None = doc(
         "the interpreter an 'absolute' shebang names (default: the real path of the Python "
         "that builds the pex)", None)
+    runtime_pex_root: str = doc(
+        "where the pex unpacks itself on the target (PEX_ROOT overrides it at run time); "
+        "without it pex bakes in the build's own cache dir", "~/.cache/pex")
     interpreter_constraints: list[str] = doc(
         "interpreter constraints, e.g. ['CPython>=3.10,<3.14'] (default: the project's "
         "requires-python)", [])
@@ -49,6 +60,7 @@ class PexBackend(Backend):
     target = "a Python interpreter"
     consumes = ("wheel",)
     tools = (Tool("pex", "pip install pex (or gradient-build[pex])", dist="pex"),)
+    needs = frozenset({"python"})
     Options = PexOptions
 
     def build(self, ctx: BuildContext) -> Artifact:
@@ -65,9 +77,17 @@ class PexBackend(Backend):
             wheel.path, "--python", sys.executable,
             *(arg for c in constraints for arg in ("--interpreter-constraint", c)),
             *shebang_args(options), *entry,
+            "--runtime-pex-root", options.runtime_pex_root,
             "--no-compile", "--no-use-system-time", "-o", out,
         ]
         ctx.run(cmd, cwd=ctx.work, what="pex")
+        chosen = Path(options.interpreter or "/")
+        leaks = build_paths_in(out, [p for p in (ctx.cache_dir, ctx.work, ctx.project.root,
+                                                 *venv_prefix())
+                                     if not chosen.is_relative_to(p)])
+        if leaks:
+            raise BuildFailed("pex: the pex names a path of the build machine: "
+                              + "; ".join(f"{m} names {p}" for m, p in leaks[:5]))
         meta: dict[str, Any] = {"entry": entry[1] if entry else None, "shebang": options.shebang,
                                 "interpreter_constraints": constraints}
         return Artifact(self.name, ctx.out, out.name, {}, meta)
@@ -142,6 +162,32 @@ def smoke_command(ctx: VerifyContext, pex: Path,
     modules = ctx.inputs["wheel"].meta.get("top_level") or [ctx.project.import_name]
     extra = {"PEX_INTERPRETER": "1"} if artifact.meta.get("entry") else {}
     return [str(pex), "-c", smoke.python_code(list(modules))], extra
+
+
+def build_paths_in(pex: Path, paths: list[Path]) -> list[tuple[str, str]]:
+    """(member, path) for each text member of the pex (and its sh preamble) naming a build path.
+
+    pex bakes its default PEX_ROOT in from the build's environment (XDG_CACHE_HOME), which is
+    how a pex can come to name the build machine; compiled members are not scanned.
+    """
+    needles = [(re.compile(re.escape(str(p).encode()) + rb"(?![\w.-])"), str(p))
+               for p in dict.fromkeys(paths) if len(p.parts) > 2]
+    found: list[tuple[str, str]] = []
+    with zipfile.ZipFile(pex) as zf, pex.open("rb") as raw:
+        infos = zf.infolist()
+        data = raw.read(infos[0].header_offset if infos else 0)
+        for name, info in [("(preamble)", None), *((i.filename, i) for i in infos)]:
+            if info is not None:
+                if info.is_dir():
+                    continue
+                data = zf.read(info)
+            if b"\0" not in data[:8192]:
+                found += [(name, text) for word, text in needles if word.search(data)]
+    return found
+
+
+def venv_prefix() -> list[Path]:
+    return [Path(sys.prefix)] if sys.prefix != sys.base_prefix else []
 
 
 def bare_summary(result: Result) -> dict[str, Any]:

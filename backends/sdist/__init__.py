@@ -45,6 +45,7 @@ class SdistBackend(Backend):
         Tool("uv", "pip install uv (optional: a faster frontend)", command="uv", dist="uv",
              required=False),
     )
+    needs = frozenset({"python", "downloads"})
     Options = SdistOptions
 
     def skip(self, project: Project, config: Config, options: Any) -> str | None:

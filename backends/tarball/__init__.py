@@ -1,1 +1,186 @@
-"""The tarball tier (being written)."""
+"""The tarball tier: a self-contained directory (the app, every dependency, compiled ones too,
+and a launcher) packed as a reproducible NAME-VERSION.tar.gz, for targets that have a Python.
+
+The tree is installed from the wheel tier's wheelhouse with `pip install --target`, offline.
+pip leaves traces of the build machine in such a tree (PITFALLS): `direct_url.json` with the
+wheel's absolute path, `bin/` scripts with the build venv's shebang, `.pyc` files embedding the
+temp path. They are dropped, and the build fails if any text file still names a build path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gradient_build.archive import safe_extract, tree_entries, write_tar
+from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
+from gradient_build.errors import BuildFailed
+from gradient_build.events import Event
+from gradient_build.options import doc
+from gradient_build.sandbox import minimal_env
+from gradient_build.tools import Tool
+
+from .cleanroom import build_paths, find_paths, hidden, hide_prefix, hideable, venv_prefix
+from .launcher import launcher_script, python_prelude, q
+
+COMPILED = (".so", ".pyd", ".dylib")
+
+
+@dataclass
+class TarballOptions:
+    python: str = doc(
+        "the interpreter the launcher runs: a name looked up on PATH, or an absolute path. "
+        "With compiled dependencies it must be the Python version the tree was built for",
+        "python3")
+
+
+class TarballBackend(Backend):
+    name = "tarball"
+    rank = 50
+    artifact = ".tar.gz of a self-contained directory: app + dependencies + launcher"
+    target = "a Python interpreter"
+    consumes = ("wheel",)
+    tools = (Tool("pip", "python -m ensurepip", dist="pip"),)
+    needs = frozenset({"python"})
+    Options = TarballOptions
+
+    def build(self, ctx: BuildContext) -> Artifact:
+        options: TarballOptions = ctx.options
+        wheel = ctx.inputs["wheel"]
+        top_name = f"{ctx.project.name}-{ctx.project.version}"
+        stage = ctx.work / "tree"
+        top = stage / top_name
+        lib = top / "lib"
+        houses = sorted({p.parent for p in wheel.of_role("dependency")})
+        ctx.run([sys.executable, "-m", "pip", "install", "--isolated", "--no-cache-dir",
+                 "--no-index", *(arg for h in houses for arg in ("--find-links", h)),
+                 "--target", lib, "--no-compile", "--no-warn-script-location", wheel.path],
+                cwd=ctx.work, what="pip install --target")
+        tidy(lib)
+        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        script, entry = ctx.project.entry_point(ctx.config)
+        launcher: str | None = None
+        if entry:
+            app = script or ctx.project.name
+            launcher = f"bin/{app}"
+            path = top / launcher
+            path.parent.mkdir()
+            path.write_text(launcher_script(app, entry, options.python,
+                                            compiled_for(lib, version), top_name))
+            path.chmod(0o755)
+        leaks = find_paths(top, [ctx.cache_dir, ctx.work, *venv_prefix()])
+        if leaks:
+            raise BuildFailed("tarball: the installed tree still names a build path: "
+                              + describe(leaks))
+        tarball = ctx.out / f"{top_name}.tar.gz"
+        write_tar(tarball, tree_entries(stage), int(ctx.env["SOURCE_DATE_EPOCH"]))
+        meta: dict[str, Any] = {"top": top_name, "launcher": launcher, "lib": "lib",
+                                "python": options.python, "python_version": version}
+        return Artifact(self.name, ctx.out, tarball.name, {}, meta)
+
+    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+        """Extract to a fresh random path, then run the smoke offline under a minimal env
+        with the build's paths hidden; an app runs again through a symlink elsewhere.
+        """
+        meta = artifact.meta
+        place = ctx.sandbox.fresh_dir("gradient-tarball-")
+        safe_extract(artifact.path, place)
+        top = place / meta["top"]
+        lib = top / meta["lib"]
+        leaks = find_paths(top, build_paths(ctx.project.root, ctx.cache_dir))
+        if leaks:
+            return Verdict(False, [], None, 0.0, "\n".join(f"{f}: {p}" for f, p in leaks),
+                           {"problem": "the tree names a path of the build machine, which "
+                                       "will not exist where it is going: " + describe(leaks)})
+        env = minimal_env()
+        run_dir = ctx.sandbox.fresh_dir("gradient-run-")
+        links = ctx.sandbox.fresh_dir("gradient-link-")
+        interpreter = shutil.which(meta["python"], path=env["PATH"])
+        keep = [place, run_dir, links, *([Path(interpreter)] if interpreter else [])]
+        hide = hideable(build_paths(ctx.project.root, ctx.cache_dir), keep)
+        smoke = ctx.smoke
+        extra: dict[str, Any] = {"hidden": [str(p) for p in hide] if hide_prefix() else None}
+        if hide and not hide_prefix():
+            ctx.emit(Event("warning", self.name, "no mount namespace here: the smoke runs "
+                           "with the build paths still visible (only the scan checks them)"))
+        launcher = meta.get("launcher")
+        if launcher and smoke.runs_app:
+            cmd = [str(top / launcher), *smoke.args]
+        else:
+            modules = ctx.inputs["wheel"].meta.get("top_level") or [ctx.project.import_name]
+            prelude = python_prelude(ctx.project.name,
+                                     compiled_for(lib, meta["python_version"]), q(str(lib)))
+            cmd = [meta["python"], "-I", "-S", "-c",
+                   prelude + smoke.python_code(list(modules))]
+        result = ctx.sandbox.run(hidden(cmd, hide), cwd=run_dir, env=env,
+                                 timeout=smoke.timeout)
+        result.command = cmd
+        verdict = smoke.judge(result, extra=extra)
+        if not verdict.ok or not (launcher and smoke.runs_app):
+            return verdict
+        link = symlink_chain(links, top / launcher)
+        again = ctx.sandbox.run(hidden([str(link), *smoke.args], hide), cwd=run_dir, env=env,
+                                timeout=smoke.timeout)
+        again.command = [str(link), *smoke.args]
+        second = smoke.judge(again, extra=extra)
+        if not second.ok:
+            second.extra["problem"] = ("through a symlink to the launcher: "
+                                       + str(second.extra.get("problem", "")))
+            return second
+        verdict.extra["symlink"] = {"command": again.command, "exit_code": again.exit_code}
+        return verdict
+
+
+def tidy(lib: Path) -> None:
+    """Drop what `pip install --target` leaves that names the build machine or is not needed:
+    its `bin/` (scripts with the build venv's shebang), `direct_url.json` (the wheel's absolute
+    path), any `__pycache__`, and their RECORD lines, so RECORD still lists exactly the tree.
+    """
+    shutil.rmtree(lib / "bin", ignore_errors=True)
+    for cache in sorted(lib.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache)
+    for info in sorted(lib.glob("*.dist-info")):
+        (info / "direct_url.json").unlink(missing_ok=True)
+        record = info / "RECORD"
+        if record.exists():
+            rows = list(csv.reader(record.read_text(encoding="utf-8").splitlines()))
+            kept = [row for row in rows if row and (row[0] == f"{info.name}/RECORD"
+                                                    or inside(lib, row[0]))]
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows(kept)
+            record.unlink()
+            record.write_text(text.getvalue(), encoding="utf-8")
+
+
+def inside(lib: Path, rel: str) -> bool:
+    """Whether a RECORD path names a file that is still in the tree (not `../../bin/...`)."""
+    path = (lib / rel).resolve()
+    return path.is_relative_to(lib.resolve()) and path.is_file()
+
+
+def compiled_for(lib: Path, version: str) -> tuple[str, str] | None:
+    """(cache tag, version) the tree's compiled extensions need, or None for a pure tree."""
+    if not any(p.name.endswith(COMPILED) or ".so." in p.name for p in lib.rglob("*")):
+        return None
+    return f"{sys.implementation.name}-{version.replace('.', '')}", version
+
+
+def symlink_chain(where: Path, target: Path) -> Path:
+    """`where/bin/NAME` -> `../via/NAME` (relative) -> `target` (absolute): both link kinds."""
+    (where / "bin").mkdir()
+    (where / "via").mkdir()
+    (where / "via" / target.name).symlink_to(target)
+    link = where / "bin" / target.name
+    link.symlink_to(Path("..") / "via" / target.name)
+    return link
+
+
+def describe(leaks: list[tuple[str, str]]) -> str:
+    shown = "; ".join(f"{f} names {p}" for f, p in leaks[:5])
+    more = f" (and {len(leaks) - 5} more)" if len(leaks) > 5 else ""
+    return shown + more

@@ -42,6 +42,7 @@ class WheelBackend(Backend):
              command="uv", dist="uv", required=False),
         Tool("pip", "python -m ensurepip", dist="pip"),
     )
+    needs = frozenset({"python"})
     Options = WheelOptions
 
     def skip(self, project: Project, config: Config, options: Any) -> str | None:

@@ -120,6 +120,12 @@ class VerifyContext:
     emit: Callable[[Event], None]
     cache_dir: Path
 
+    def tool_cache(self, name: str) -> Path:
+        """A directory for a tool's own cache (base images...), kept across builds."""
+        path = self.cache_dir / "tools" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
 
 class Backend:
     """One tier of the gradient. Subclasses set the class attributes and the two verbs."""
@@ -132,6 +138,8 @@ class Backend:
     tools: ClassVar[tuple[Tool, ...]] = ()
     Options: ClassVar[type[Any]] = NoOptions
     uses_sources: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset()
+    """What the target must provide, for `gradient advise`: python, downloads, container."""
 
     def skip(self, project: Project, config: Config, options: Any) -> str | None:
         """Why this tier does not apply to the project (`--all` then skips it), or None."""

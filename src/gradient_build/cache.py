@@ -48,6 +48,15 @@ class Entry:
         return digest_of({p: d["sha256"] for p, d in sorted(self.digests.items())})
 
 
+def _unchanged(path: Path, recorded: dict[str, Any]) -> bool:
+    """Promoted files are hard links into the cache: a stat check tells if one was edited."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return stat.st_size == recorded["size"] and stat.st_mtime_ns == recorded.get("mtime_ns")
+
+
 class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -65,7 +74,8 @@ class Cache:
         if not meta.exists():
             return None
         data = json.loads(meta.read_text())
-        if not all((entry / "out" / rel).is_file() for rel in data["digests"]):
+        if not all(_unchanged(entry / "out" / rel, d) for rel, d in data["digests"].items()):
+            shutil.rmtree(entry, ignore_errors=True)  # written to through a hard link in dist/
             return None
         os.utime(entry)
         return Entry(key, Artifact.from_json(entry / "out", data["artifact"]), data["digests"])
@@ -75,7 +85,8 @@ class Cache:
         staging = self.work_dir("store")
         out = staging / "out"
         shutil.move(str(artifact.root), out)
-        digests = {rel: {"sha256": file_digest(out / rel), "size": (out / rel).stat().st_size}
+        digests = {rel: {"sha256": file_digest(out / rel), "size": (out / rel).stat().st_size,
+                         "mtime_ns": (out / rel).stat().st_mtime_ns}
                    for rel, _ in artifact.files()}
         stored = Artifact(artifact.tier, out, artifact.primary, artifact.roles, artifact.meta)
         (staging / "inputs.json").write_text(canonical(inputs))

@@ -184,6 +184,39 @@ def tiers(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def advise(
+    config: ConfigOpt = None,
+    python: Annotated[bool | None, typer.Option("--python/--no-python",
+                                                help="the target has Python")] = None,
+    downloads: Annotated[bool | None, typer.Option("--downloads/--no-downloads",
+                                                   help="installs may download")] = None,
+    container: Annotated[bool | None, typer.Option("--container/--no-container",
+                                                   help="the target runs containers")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk the gradient for this project and target, and recommend a tier with reasons."""
+    import dataclasses
+
+    from .advise import advise as walk
+    from .cli_render import show_advice
+
+    try:
+        session = _session(config)
+        flags = {"python": python, "downloads": downloads, "container": container}
+        target = dataclasses.replace(session.config.target,
+                                     **{k: v for k, v in flags.items() if v is not None})
+        chosen, steps = walk(session.project, session.config, session.backends, target)
+    except GradientError as err:
+        _fail(err)
+    if as_json:
+        print(json.dumps({"recommended": chosen, "steps": [dataclasses.asdict(s) for s in steps]},
+                         indent=2))
+    else:
+        show_advice(chosen, steps)
+    raise typer.Exit(0 if chosen else 1)
+
+
+@app.command()
 def init(
     tier: Annotated[str, typer.Option("--tier", "-t", help="the tier to start with")] = "wheel",
     force: Annotated[bool, typer.Option("--force", help="overwrite gradient.toml")] = False,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +68,8 @@ def key_inputs(node: Node, project: Project, config: Config, consumed: dict[str,
     sources = project.sources
     return {
         "gradient": __version__,
-        "backend": f"{type(node.backend).__module__}.{type(node.backend).__qualname__}",
+        "backend": backend_identity(type(node.backend).__module__,
+                                    type(node.backend).__qualname__),
         "node": node.id,
         "python": sys.version.split()[0],
         "sources": dict(sources.files) if sources and node.backend.uses_sources else {},
@@ -77,6 +80,19 @@ def key_inputs(node: Node, project: Project, config: Config, consumed: dict[str,
         "tools": tool_versions,
         "inputs": consumed,
     }
+
+
+@functools.cache
+def backend_identity(module_name: str, qualname: str) -> str:
+    """The backend class and a digest of its package's files: editing a backend misses."""
+    module = sys.modules[module_name]
+    path = Path(module.__file__ or "")
+    files = sorted(p for p in path.parent.rglob("*") if p.is_file() and "__pycache__" not in
+                   p.parts) if path.name == "__init__.py" else [path]
+    code = hashlib.sha256()
+    for file in files:
+        code.update(file.name.encode() + b"\0" + file.read_bytes())
+    return f"{module_name}.{qualname}@{code.hexdigest()[:16]}"
 
 
 def verify_key(node: Node, config: Config, key: str) -> str:
@@ -109,7 +125,9 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
     for dep in sorted(set(old.get("inputs", {})) | set(new.get("inputs", {}))):
         if old.get("inputs", {}).get(dep) != new.get("inputs", {}).get(dep):
             reasons.append(f"input {dep} changed")
-    for field in ("gradient", "python", "epoch", "backend"):
+    if old.get("backend") != new.get("backend"):
+        reasons.append(f"the {new.get('node')} backend's code changed")
+    for field in ("gradient", "python", "epoch"):
         if old.get(field) != new.get(field):
             reasons.append(f"{field} {old.get(field)} -> {new.get(field)}")
     return reasons or ["inputs changed"]

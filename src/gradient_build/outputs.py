@@ -95,7 +95,8 @@ def _manifest(project_root: Path, out_dir: Path, project: dict[str, str],
             item: dict[str, Any] = {
                 "tier": outcome.tier, "role": role,
                 "path": (_rel(project_root, out_dir) / outcome.tier / rel).as_posix(),
-                **outcome.entry.digests[rel], "cached": outcome.cached,
+                "sha256": outcome.entry.digests[rel]["sha256"],
+                "size": outcome.entry.digests[rel]["size"], "cached": outcome.cached,
             }
             if role == "artifact":
                 item["verified"] = bool(outcome.verdict and outcome.verdict.ok)

@@ -1,0 +1,178 @@
+"""The exe tier for real: PyInstaller freezes the examples, and the executables run with no
+Python reachable (an empty PATH, `env -i`, another directory; in a container with only the
+C library when a Docker daemon answers)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import EXAMPLES, IGNORED, artifact_entry, docker_available, run_gradient
+from gradient_backends.exe.elf import elf_files, glibc_versions, glibc_versions_python, highest
+from gradient_backends.exe.freeze import unpack_binaries
+
+pytestmark = pytest.mark.slow
+
+Gradient = Callable[..., subprocess.CompletedProcess[str]]
+
+PLUGIN_TOML = (EXAMPLES / "plugin-app" / "gradient.toml").read_text()
+PLUGIN_TOML_WITHOUT_SUBMODULES = """\
+tier = ["wheel", "exe"]
+
+[app]
+script = "plugin-app"
+
+[verify]
+args = ["shout", "gradient"]
+expect = "[plugin-app 0.1.0] shout: GRADIENT!"
+"""
+PLUGIN_TOML_ONEDIR = PLUGIN_TOML_WITHOUT_SUBMODULES + """
+[tiers.exe]
+mode = "onedir"
+hidden_imports = ["plugin_app.plugins.shout"]
+datas = ["LICENSE:licenses"]
+"""
+
+
+def run_bare(exe: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`env -i` with PATH an empty directory: nothing from this machine's session."""
+    empty = cwd / "empty-path"
+    empty.mkdir(exist_ok=True)
+    return subprocess.run(["env", "-i", f"PATH={empty}", str(exe), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def check_container_verdict(entry: dict[str, Any]) -> None:
+    if docker_available():
+        assert entry["verify"]["container"] == "verified", entry["verify"]
+        assert "--network" in entry["verify"]["container_command"]
+    else:
+        assert entry["verify"]["container"] == "not available"
+
+
+@pytest.fixture(scope="module")
+def hello(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """hello-app frozen once (onefile) through the real CLI, for the tests below."""
+    project = tmp_path_factory.mktemp("exe") / "hello-app"
+    shutil.copytree(EXAMPLES / "hello-app", project, ignore=IGNORED)
+    proc = run_gradient(project, "build", "--tier", "exe", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return project
+
+
+def test_hello_onefile_runs_without_python(hello: Path, tmp_path: Path) -> None:
+    entry = artifact_entry(hello, "exe")
+    assert entry["path"] == "dist/gradient/exe/hello"
+    assert entry["verified"] is True
+    assert entry["mode"] == "onefile" and entry["entry"] == "hello"
+    assert entry["verify"]["output"].strip() == "hello, gradient! (from hello-app 0.1.0)"
+    assert re.fullmatch(r"2\.\d+(\.\d+)?", entry["glibc_floor"])
+    host = os.confstr("CS_GNU_LIBC_VERSION") or "glibc 99.0"
+    assert highest([entry["glibc_floor"], host.split()[1]]) == host.split()[1]
+    check_container_verdict(entry)
+
+    # our own run: a copy elsewhere, env -i, an empty PATH, from another directory; the
+    # greeting's template is package data read through importlib.resources
+    exe = tmp_path / "bin" / "hello"
+    exe.parent.mkdir()
+    shutil.copy2(hello / entry["path"], exe)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run_bare(exe, "gradient", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "hello, gradient! (from hello-app 0.1.0)\n"
+
+
+def test_glibc_floor_covers_everything_the_onefile_carries(hello: Path, tmp_path: Path) -> None:
+    exe = hello / "dist/gradient/exe/hello"
+    carried = unpack_binaries(exe, tmp_path / "unpacked")
+    assert any(p.name.startswith("libpython") for p in carried)
+    every = [exe, *carried]
+    by_tool = set().union(*(glibc_versions(p) for p in every))
+    by_reader = set().union(*(glibc_versions_python(p) for p in every))
+    if shutil.which("readelf") or shutil.which("objdump"):
+        assert by_tool == by_reader
+    assert highest(by_reader) == artifact_entry(hello, "exe")["glibc_floor"]
+
+
+def test_plugin_app_verifies_with_collect_submodules(example: Callable[..., Path],
+                                                     gradient: Gradient, tmp_path: Path) -> None:
+    project = example("plugin-app")
+    assert "collect_submodules" in PLUGIN_TOML
+    proc = gradient(project, "build")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entry = artifact_entry(project, "exe")
+    assert entry["verified"] is True and entry["path"] == "dist/gradient/exe/plugin-app"
+    check_container_verdict(entry)
+    # the plugin the smoke did not load is in the bundle too
+    proc = run_bare(project / entry["path"], "reverse", "abc", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "[plugin-app 0.1.0] reverse: cba\n"
+
+
+def test_plugin_app_without_collect_submodules_fails_and_keeps_dist(
+        example: Callable[..., Path], gradient: Gradient) -> None:
+    project = example("plugin-app", toml=PLUGIN_TOML_WITHOUT_SUBMODULES)
+    first = gradient(project, "build", "--tier", "wheel")
+    assert first.returncode == 0, first.stdout + first.stderr
+    dist = project / "dist/gradient"
+    before = {p: p.read_bytes() for p in sorted(dist.rglob("*")) if p.is_file()}
+
+    proc = gradient(project, "build")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert "ModuleNotFoundError: No module named 'plugin_app.plugins'" in output
+    assert "collect_submodules" in output  # the failure says what to do
+    assert not (dist / "exe").exists()
+    after = {p: p.read_bytes() for p in sorted(dist.rglob("*")) if p.is_file()}
+    assert after == before
+
+
+def test_onedir_with_hidden_imports_and_datas(example: Callable[..., Path], gradient: Gradient,
+                                              tmp_path: Path) -> None:
+    project = example("plugin-app", toml=PLUGIN_TOML_ONEDIR)
+    proc = gradient(project, "build")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entry = artifact_entry(project, "exe")
+    assert entry["path"] == "dist/gradient/exe/plugin-app-0.1.0-onedir.tar.gz"
+    assert entry["verified"] is True
+    assert (entry["mode"], entry["top"], entry["launcher"]) == (
+        "onedir", "plugin-app-0.1.0", "plugin-app")
+    check_container_verdict(entry)
+
+    with tarfile.open(project / entry["path"]) as tar:
+        members = tar.getmembers()
+        assert {m.name.split("/")[0] for m in members} == {"plugin-app-0.1.0"}
+        assert all(m.uid == 0 and m.gid == 0 for m in members)
+        assert len({m.mtime for m in members}) == 1
+        tar.extractall(tmp_path / "x", filter="data")
+    top = tmp_path / "x" / "plugin-app-0.1.0"
+    license_text = (EXAMPLES / "plugin-app" / "LICENSE").read_text()
+    assert (top / "_internal/licenses/LICENSE").read_text() == license_text
+    floor = highest(set().union(*(glibc_versions_python(p) for p in elf_files(top))))
+    assert floor == entry["glibc_floor"]
+
+    launcher = top / "plugin-app"
+    proc = run_bare(launcher, "shout", "gradient", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "[plugin-app 0.1.0] shout: GRADIENT!\n"
+    # hidden_imports named one plugin: exactly that one was bundled
+    proc = run_bare(launcher, "reverse", "abc", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "No module named 'plugin_app.plugins.reverse'" in proc.stderr
+
+
+def test_library_project_is_refused(example: Callable[..., Path], gradient: Gradient) -> None:
+    project = example("pure-package")
+    proc = gradient(project, "build", "--tier", "exe")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert "is a library" in output and "console script" in output
+    assert not (project / "dist/gradient/exe").exists()

@@ -1,0 +1,149 @@
+"""The pex tier, built by the real `pex` from the real wheel tier and run the way a user would:
+`./app.pex` under `env -i`, from another directory, with nothing from the build around.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import EXAMPLES, IGNORED, artifact_entry, manifest, run_gradient
+
+GREETING = "hello, gradient! (from hello-app 0.1.0)"
+PEX = "dist/gradient/pex/hello-app-0.1.0.pex"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def copy_example(dest: Path, name: str, toml: str | None = None) -> Path:
+    project = dest / name
+    shutil.copytree(EXAMPLES / name, project, ignore=IGNORED)
+    if toml is not None:
+        (project / "gradient.toml").write_text(toml)
+    return project
+
+
+def snapshot(project: Path) -> dict[str, str]:
+    dist = project / "dist" / "gradient"
+    return {p.relative_to(dist).as_posix(): sha256(p) for p in sorted(dist.rglob("*"))
+            if p.is_file()}
+
+
+def env_i(cmd: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """`env -i HOME=...`: nothing from this session (no PATH either); HOME only keeps the
+    pex's unpack cache inside the test's temp dir."""
+    return subprocess.run(["env", "-i", f"HOME={home}", *cmd], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """hello-app's pex, built and verified once for the module's tests."""
+    base = tmp_path_factory.mktemp("pex")
+    project = copy_example(base, "hello-app")
+    cache = base / "cache-a"
+    result = run_gradient(project, "build", "--tier", "pex", "--json", cache_dir=cache)
+    return {"project": project, "result": result, "cache": cache, "base": base}
+
+
+def test_pex_app_is_built_verified_and_runs_under_env_i(built: dict[str, Any],
+                                                        tmp_path: Path) -> None:
+    result, project = built["result"], built["project"]
+    assert result.returncode == 0, result.stderr
+    entry = artifact_entry(project, "pex")
+    assert entry["path"] == PEX and entry["verified"]
+    assert GREETING in entry["verify"]["output"]
+    assert entry["verify"]["bare_env"]["exit_code"] == 0
+    assert entry["shebang"] == "sh-boot" and entry["interpreter_constraints"] == [">=3.9"]
+    tiers = [a["tier"] for a in manifest(project)["artifacts"]]
+    assert "wheel" in tiers and "pex" in tiers
+    pex = project / PEX
+    assert pex.read_bytes().startswith(b"#!/bin/sh\n")
+    with zipfile.ZipFile(pex) as zf:
+        contents = [pex.read_bytes()] + [zf.read(n) for n in zf.namelist()]
+    for path in (built["cache"], project, built["base"]):
+        assert not any(str(path).encode() in data for data in contents), path
+    box = tmp_path / "box"
+    elsewhere = tmp_path / "elsewhere"
+    box.mkdir()
+    elsewhere.mkdir()
+    shutil.copy2(pex, box / "app.pex")
+    run = env_i(["../box/app.pex", "gradient"], elsewhere, tmp_path / "home")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == GREETING
+    assert (tmp_path / "home" / ".cache" / "pex").is_dir()
+    version = env_i([str(box / "app.pex"), "--version"], elsewhere, tmp_path / "home")
+    assert version.stdout.strip() == "hello-app 0.1.0"
+
+
+def test_pex_is_byte_reproducible_across_caches(built: dict[str, Any]) -> None:
+    project = built["project"]
+    assert built["result"].returncode == 0, built["result"].stderr
+    first = sha256(project / PEX)
+    again = run_gradient(project, "build", "--tier", "pex", cache_dir=built["base"] / "cache-b")
+    assert again.returncode == 0, again.stderr
+    assert artifact_entry(project, "pex")["cached"] is False
+    assert sha256(project / PEX) == first
+
+
+def test_pex_of_a_library_runs_python_code(tmp_path: Path, cache_dir: Path) -> None:
+    project = copy_example(tmp_path, "compiled-ext")
+    result = run_gradient(project, "build", "--tier", "pex", cache_dir=cache_dir)
+    assert result.returncode == 0, result.stderr
+    entry = artifact_entry(project, "pex")
+    assert entry["verified"] and "sum ok" in entry["verify"]["output"]
+    assert entry["entry"] is None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pex = project / "dist/gradient/pex/fastsum-0.3.0.pex"
+    run = env_i([str(pex), "-c", "import fastsum; print(fastsum.total([1, 2, 39]))"],
+                elsewhere, tmp_path / "home")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "42"
+
+
+def test_pex_absolute_shebang(tmp_path: Path, cache_dir: Path) -> None:
+    toml = ('[app]\nscript = "hello"\n[verify]\nargs = ["pex"]\nexpect = "hello, pex!"\n'
+            '[tiers.pex]\nshebang = "absolute"\n')
+    project = copy_example(tmp_path, "hello-app", toml)
+    result = run_gradient(project, "build", "--tier", "pex", cache_dir=cache_dir)
+    assert result.returncode == 0, result.stderr
+    pex = project / PEX
+    shebang = pex.read_bytes().split(b"\n", 1)[0].decode()
+    interpreter = Path(shebang[2:])
+    assert interpreter.is_absolute() and interpreter.exists()
+    assert "/bin/python3" in shebang
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = env_i([str(pex), "you"], elsewhere, tmp_path / "home")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "hello, you! (from hello-app 0.1.0)"
+
+
+def test_pex_failed_verification_keeps_dist(tmp_path: Path, cache_dir: Path) -> None:
+    """A pex whose shebang names an interpreter the target lacks builds fine, and the wheel it
+    comes from verifies, but the pex does not run: verification fails and dist stays."""
+    project = copy_example(tmp_path, "hello-app")
+    good = run_gradient(project, "build", "--tier", "pex", cache_dir=cache_dir)
+    assert good.returncode == 0, good.stderr
+    before = snapshot(project)
+    manifest_before = (project / "dist/gradient/manifest.json").read_text()
+    (project / "gradient.toml").write_text(
+        (project / "gradient.toml").read_text()
+        + '\n[tiers.pex]\nshebang = "absolute"\ninterpreter = "/opt/nowhere/bin/python3"\n')
+    bad = run_gradient(project, "build", "--tier", "pex", "--json", cache_dir=cache_dir)
+    assert bad.returncode == 1
+    failures = json.loads(bad.stdout)["failures"]
+    assert list(failures) == ["pex"]
+    assert "exited with 127" in failures["pex"]["message"]
+    assert "No such file or directory" in failures["pex"]["detail"]
+    assert snapshot(project) == before
+    assert (project / "dist/gradient/manifest.json").read_text() == manifest_before

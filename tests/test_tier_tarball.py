@@ -1,0 +1,245 @@
+"""The tarball tier, built from the real wheelhouse with pip --target, unpacked and run the way
+a user would: through a symlink to its launcher, under `env -i`, with nothing from the build.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import EXAMPLES, IGNORED, artifact_entry, run_gradient
+
+GREETING = "hello, gradient! (from hello-app 0.1.0)"
+TARBALL = "dist/gradient/tarball/hello-app-0.1.0.tar.gz"
+VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def copy_example(dest: Path, name: str, toml: str | None = None) -> Path:
+    project = dest / name
+    shutil.copytree(EXAMPLES / name, project, ignore=IGNORED)
+    if toml is not None:
+        (project / "gradient.toml").write_text(toml)
+    return project
+
+
+def snapshot(project: Path) -> dict[str, str]:
+    dist = project / "dist" / "gradient"
+    return {p.relative_to(dist).as_posix(): sha256(p) for p in sorted(dist.rglob("*"))
+            if p.is_file()}
+
+
+def unpack(tarball: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    with tarfile.open(tarball) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def env_i(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A real `env -i`: no PATH, HOME or LANG from this session."""
+    return subprocess.run(["env", "-i", *cmd], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """hello-app's tarball, built and verified once for the module's tests."""
+    base = tmp_path_factory.mktemp("tarball")
+    project = copy_example(base, "hello-app")
+    cache = base / "cache-a"
+    result = run_gradient(project, "build", "--tier", "tarball", cache_dir=cache)
+    return {"project": project, "result": result, "cache": cache, "base": base}
+
+
+def test_tarball_app_is_built_verified_and_keeps_its_contract(built: dict[str, Any]) -> None:
+    project = built["project"]
+    assert built["result"].returncode == 0, built["result"].stderr
+    entry = artifact_entry(project, "tarball")
+    assert entry["path"] == TARBALL and entry["verified"]
+    verify = entry["verify"]
+    assert GREETING in verify["output"]
+    assert verify["symlink"]["exit_code"] == 0
+    assert str(project) in verify["hidden"] and str(built["cache"]) in verify["hidden"]
+    assert {k: entry[k] for k in ("top", "launcher", "lib", "python", "python_version")} == {
+        "top": "hello-app-0.1.0", "launcher": "bin/hello", "lib": "lib", "python": "python3",
+        "python_version": VERSION}
+    with tarfile.open(project / TARBALL) as tar:
+        members = tar.getmembers()
+    assert {m.name.split("/")[0] for m in members} == {"hello-app-0.1.0"}
+    assert [m.name for m in members] == sorted(m.name for m in members)
+    assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
+    assert len({m.mtime for m in members}) == 1
+    assert (project / TARBALL).read_bytes()[4:8] == b"\0\0\0\0"  # gzip mtime 0
+
+
+def test_tarball_names_no_build_path(built: dict[str, Any], tmp_path: Path) -> None:
+    project = built["project"]
+    assert built["result"].returncode == 0, built["result"].stderr
+    tree = unpack(project / TARBALL, tmp_path / "x") / "hello-app-0.1.0"
+    files = [p for p in tree.rglob("*") if p.is_file()]
+    assert {p.relative_to(tree).as_posix() for p in files} >= {
+        "bin/hello", "lib/hello_app/cli.py", "lib/hello_app/data/greeting.txt",
+        "lib/attrs/__init__.py", "lib/attr/_make.py"}
+    needles = [str(built["cache"]), str(project), str(built["base"]), "/tmp/gradient-",
+               sys.prefix, "__pycache__"]
+    for path in files:
+        data = path.read_bytes()
+        for needle in needles:
+            assert needle.encode() not in data, (path, needle)
+    names = [p.relative_to(tree).as_posix() for p in tree.rglob("*")]
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if n.endswith("direct_url.json") or n.startswith("lib/bin")]
+    record = (tree / "lib/hello_app-0.1.0.dist-info/RECORD").read_text()
+    assert "direct_url.json" not in record and "bin/hello" not in record
+    listed = {line.split(",")[0] for line in record.splitlines()}
+    assert all((tree / "lib" / rel).is_file() for rel in listed)
+
+
+def test_launcher_runs_through_a_symlink_under_env_i(built: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    project = built["project"]
+    assert built["result"].returncode == 0, built["result"].stderr
+    tree = unpack(project / TARBALL, tmp_path / "opt") / "hello-app-0.1.0"
+    launcher = tree / "bin/hello"
+    assert launcher.read_text().startswith("#!/bin/sh\n")
+    bindir = tmp_path / "usr-local-bin"
+    bindir.mkdir()
+    (bindir / "hello").symlink_to(os.path.relpath(launcher, bindir))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = env_i([str(bindir / "hello"), "gradient"], elsewhere)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == GREETING
+    direct = env_i(["sh", "hello", "--version"], tree / "bin")
+    assert direct.stdout.strip() == "hello-app 0.1.0", direct.stderr
+
+
+def test_tarball_is_byte_reproducible_across_caches(built: dict[str, Any]) -> None:
+    project = built["project"]
+    assert built["result"].returncode == 0, built["result"].stderr
+    first = sha256(project / TARBALL)
+    again = run_gradient(project, "build", "--tier", "tarball",
+                         cache_dir=built["base"] / "cache-b")
+    assert again.returncode == 0, again.stderr
+    assert artifact_entry(project, "tarball")["cached"] is False
+    assert sha256(project / TARBALL) == first
+
+
+def test_compiled_library_tarball(tmp_path: Path, cache_dir: Path) -> None:
+    project = copy_example(tmp_path, "compiled-ext")
+    result = run_gradient(project, "build", "--tier", "tarball", cache_dir=cache_dir)
+    assert result.returncode == 0, result.stderr
+    entry = artifact_entry(project, "tarball")
+    assert entry["verified"] and "sum ok" in entry["verify"]["output"]
+    assert entry["launcher"] is None and entry["top"] == "fastsum-0.3.0"
+    tree = unpack(project / "dist/gradient/tarball/fastsum-0.3.0.tar.gz", tmp_path / "x")
+    lib = tree / "fastsum-0.3.0/lib"
+    assert list(lib.glob("fastsum/_speedups.cpython-*.so"))
+    assert not (tree / "fastsum-0.3.0/bin").exists()
+    code = (f"import sys; sys.path.insert(0, {str(lib)!r}); import fastsum; "
+            "print(fastsum.total([2, 40]))")
+    run = env_i(["python3", "-I", "-S", "-c", code], tmp_path)
+    assert run.stdout.strip() == "42", run.stderr
+
+
+def other_python() -> str | None:
+    """A CPython of another minor version on this machine, if there is one."""
+    candidates = [shutil.which(f"python3.{minor}") for minor in range(8, 15)]
+    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.*")))
+    for candidate in filter(None, candidates):
+        if not re.fullmatch(r"python3\.\d+", Path(candidate).name):
+            continue
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[1])"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() != str(sys.version_info[1]):
+            return candidate
+    return None
+
+
+def test_interpreter_version_mismatch_is_caught(tmp_path: Path, cache_dir: Path) -> None:
+    """Compiled extensions for 3.X and a launcher python of 3.Y: verify fails, saying why."""
+    python = other_python()
+    if python is None:
+        pytest.skip("needs a CPython of another minor version on this machine")
+    cli = 'import fastsum\n\ndef main():\n    print("total", fastsum.total(range(5)))\n'
+    project = copy_example(tmp_path, "compiled-ext",
+                           f'[verify]\nargs = []\nexpect = "total 10"\n'
+                           f'[tiers.tarball]\npython = "{python}"\n')
+    (project / "src/fastsum/cli.py").write_text(cli)
+    with (project / "setup.cfg").open("a") as cfg:
+        cfg.write("\n[options.entry_points]\nconsole_scripts =\n    fastsum = fastsum.cli:main\n")
+    bad = run_gradient(project, "build", "--tier", "tarball", "--json", cache_dir=cache_dir)
+    assert bad.returncode == 1
+    failures = json.loads(bad.stdout)["failures"]
+    assert list(failures) == ["tarball"]
+    assert f"built for cpython-{VERSION.replace('.', '')} (Python {VERSION})" in (
+        failures["tarball"]["detail"])
+    assert not (project / "dist/gradient/tarball").exists()
+    (project / "gradient.toml").write_text('[verify]\nargs = []\nexpect = "total 10"\n')
+    good = run_gradient(project, "build", "--tier", "tarball", cache_dir=cache_dir)
+    assert good.returncode == 0, good.stderr
+    assert artifact_entry(project, "tarball")["launcher"] == "bin/fastsum"
+
+
+def leaky_project(where: Path, spell: str) -> Path:
+    """An app that reads a data file through the absolute path of its own source tree."""
+    project = where / "leaky-app"
+    (project / "src/leaky_app").mkdir(parents=True)
+    (project / "data.txt").write_text("secret sauce\n")
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "leaky-app"\nversion = "0.1.0"\n'
+        '[project.scripts]\nleaky = "leaky_app:main"\n')
+    (project / "gradient.toml").write_text('[verify]\nargs = []\nexpect = "sauce"\n')
+    data = str(project / "data.txt")
+    literal = repr(data) if spell == "literal" else f"{data[::-1]!r}[::-1]"
+    (project / "src/leaky_app/__init__.py").write_text(
+        f"DATA = {literal}\n\n\ndef main():\n    print(open(DATA).read().strip())\n")
+    return project
+
+
+def test_a_literal_build_path_fails_verification(tmp_path: Path, cache_dir: Path) -> None:
+    project = leaky_project(tmp_path, "literal")
+    result = run_gradient(project, "build", "--tier", "tarball", "--json", cache_dir=cache_dir)
+    assert result.returncode == 1
+    failures = json.loads(result.stdout)["failures"]
+    assert list(failures) == ["tarball"]
+    message = failures["tarball"]["message"]
+    assert "names a path of the build machine" in message
+    assert f"lib/leaky_app/__init__.py names {project}" in message
+    assert not (project / "dist").exists()
+
+
+def test_a_hidden_build_path_fails_verification(tmp_path: Path, cache_dir: Path) -> None:
+    """The path is spelled backwards, so no scan can see it: only running the app where the
+    source tree does not exist catches it. On this machine it still exists, which the
+    unverified tree shows by running fine; verification hides it and fails."""
+    project = leaky_project(tmp_path, "reversed")
+    unverified = run_gradient(project, "build", "--tier", "tarball", "--no-verify",
+                              cache_dir=cache_dir)
+    assert unverified.returncode == 0, unverified.stderr
+    tarball = project / "dist/gradient/tarball/leaky-app-0.1.0.tar.gz"
+    tree = unpack(tarball, tmp_path / "x") / "leaky-app-0.1.0"
+    naive = env_i([str(tree / "bin/leaky")], tmp_path)
+    assert naive.stdout.strip() == "secret sauce", naive.stderr
+    before = snapshot(project)
+    result = run_gradient(project, "build", "--tier", "tarball", "--json", cache_dir=cache_dir)
+    assert result.returncode == 1
+    failure = json.loads(result.stdout)["failures"]["tarball"]
+    assert "exited with 1" in failure["message"]
+    assert f"No such file or directory: '{project / 'data.txt'}'" in failure["detail"]
+    assert snapshot(project) == before
