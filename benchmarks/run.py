@@ -58,8 +58,7 @@ class Workspace:
         sh([GRADIENT, *args], self.project, self.env)
 
     def drop_nodes(self) -> None:
-        for sub in ("objects", "records"):
-            shutil.rmtree(self.cache / sub, ignore_errors=True)
+        shutil.rmtree(self.cache / "objects", ignore_errors=True)
         shutil.rmtree(self.project / "dist", ignore_errors=True)
 
     def cold(self, *args: str) -> float:
@@ -92,6 +91,67 @@ def bench_wheel(base: Path) -> None:
     }
 
 
+def drop_node(ws: Workspace, tier: str) -> None:
+    """Forget one node's cache entry (its key is the digest of its recorded inputs)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from gradient_build.cache import digest_of
+
+    for record in (ws.cache / "records").glob(f"*/{tier}.json"):
+        key = digest_of(json.loads(record.read_text()))
+        shutil.rmtree(ws.cache / "objects" / key[:2] / key, ignore_errors=True)
+
+
+def bench_tiers(base: Path) -> None:
+    """pex, tarball and exe against the raw tool on the same wheel and wheelhouse."""
+    ws = Workspace(base, "hello-app")
+    ws.gradient("build", "--tier", "wheel")
+    wheel_dir = ws.project / "dist/gradient/wheel"
+    wheel = next(wheel_dir.glob("*.whl"))
+    house = wheel_dir / "wheelhouse"
+    raw = base / "raw"
+    entry = base / "entry.py"
+    entry.write_text("import sys\nfrom hello_app.cli import main\nsys.exit(main())\n")
+    site = base / "site"
+    sh([sys.executable, "-m", "pip", "install", "-q", "--no-index", "-f", str(house),
+        "--target", str(site), str(wheel)], base)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def raw_pex() -> None:
+        sh([sys.executable, "-m", "pex", "--no-pypi", "-f", str(house), str(wheel), "-c",
+            "hello", "--sh-boot", "-o", str(raw / "hello.pex")], base)
+
+    def raw_tarball() -> None:
+        shutil.rmtree(raw / "tree", ignore_errors=True)
+        sh([sys.executable, "-m", "pip", "install", "-q", "--no-index", "-f", str(house),
+            "--no-compile", "--target", str(raw / "tree"), str(wheel)], base)
+        sh(["tar", "czf", str(raw / "hello.tar.gz"), "-C", str(raw), "tree"], base)
+
+    def raw_exe() -> None:
+        sh([sys.executable, "-m", "PyInstaller", "--noconfirm", "--onefile", "--strip",
+            "--log-level", "WARN", "--collect-data", "hello_app", "--copy-metadata",
+            "hello-app", "--name", "hello", "--distpath", str(raw / "dist"), "--workpath",
+            str(raw / "build"), "--specpath", str(raw), str(entry)], base, env)
+
+    raw.mkdir()
+    for tier, raw_fn in (("pex", raw_pex), ("tarball", raw_tarball), ("exe", raw_exe)):
+        ws.gradient("build", "--tier", tier)
+
+        def ours(tier: str = tier) -> None:
+            drop_node(ws, tier)
+            ws.gradient("build", "--tier", tier, "--no-verify")
+
+        ours_s = timed(ours)
+        raw_s = timed(raw_fn)
+        verified_s = timed(lambda tier=tier: (drop_node(ws, tier),  # type: ignore[misc]
+                                              ws.gradient("build", "--tier", tier)), repeat=1)
+        entry_data = json.loads((ws.project / "dist/gradient/manifest.json").read_text())
+        size = next(a["size"] for a in entry_data["artifacts"]
+                    if a["tier"] == tier and a["role"] == "artifact")
+        results[tier] = {"gradient_s": round(ours_s, 3), "raw_tool_s": round(raw_s, 3),
+                         "ratio_vs_raw": round(ours_s / raw_s, 2),
+                         "with_verify_s": round(verified_s, 3), "size_bytes": size}
+
+
 def bench_graph(base: Path) -> None:
     """No-op rebuild, --jobs 2 against --jobs 1, and what a one-line change rebuilds."""
     ws = Workspace(base, "hello-app")
@@ -122,7 +182,7 @@ def bench_graph(base: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gradient-bench-") as tmp:
         base = Path(tmp)
-        for name, fn in (("wheel", bench_wheel), ("graph", bench_graph)):
+        for name, fn in (("wheel", bench_wheel), ("tiers", bench_tiers), ("graph", bench_graph)):
             sys.stderr.write(f"benchmark: {name}\n")
             fn(base / name)
     out = ROOT / "benchmarks" / "results.json"

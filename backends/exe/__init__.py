@@ -70,6 +70,7 @@ class ExeBackend(Backend):
              required=False),
     )
     Options = ExeOptions
+    cost = 10.0
 
     def skip(self, project: Project, config: Config, options: Any) -> str | None:
         try:

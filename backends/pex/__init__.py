@@ -62,6 +62,7 @@ class PexBackend(Backend):
     tools = (Tool("pex", "pip install pex (or gradient-build[pex])", dist="pex"),)
     needs = frozenset({"python"})
     Options = PexOptions
+    cost = 3.0
 
     def build(self, ctx: BuildContext) -> Artifact:
         options: PexOptions = ctx.options
@@ -74,7 +75,7 @@ class PexBackend(Backend):
         cmd: list[str | Path] = [
             sys.executable, "-m", "pex", "--no-pypi",
             *(arg for house in houses for arg in ("-f", house)),
-            wheel.path, "--python", sys.executable,
+            wheel.path, "--python-path", Path(sys.executable).parent,
             *(arg for c in constraints for arg in ("--interpreter-constraint", c)),
             *shebang_args(options), *entry,
             "--runtime-pex-root", options.runtime_pex_root,

@@ -44,6 +44,7 @@ class WheelBackend(Backend):
     )
     needs = frozenset({"python"})
     Options = WheelOptions
+    cost = 2.0
 
     def skip(self, project: Project, config: Config, options: Any) -> str | None:
         return None if project.buildable else "the project has no pyproject.toml or setup.py"

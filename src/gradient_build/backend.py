@@ -138,6 +138,8 @@ class Backend:
     tools: ClassVar[tuple[Tool, ...]] = ()
     Options: ClassVar[type[Any]] = NoOptions
     uses_sources: ClassVar[bool] = True
+    cost: ClassVar[float] = 1.0
+    """Seconds a build usually takes, until this machine has timed one: longest starts first."""
     needs: ClassVar[frozenset[str]] = frozenset()
     """What the target must provide, for `gradient advise`: python, downloads, container."""
 

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ def _unchanged(path: Path, recorded: dict[str, Any]) -> bool:
 class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._timing_lock = threading.Lock()
 
     def _entry_dir(self, key: str) -> Path:
         return self.root / "objects" / key[:2] / key
@@ -116,6 +118,20 @@ class Cache:
 
     def record_inputs(self, project_id: str, node: str, inputs: dict[str, Any]) -> None:
         self._write(self.root / "records" / project_id / f"{node}.json", inputs)
+
+    def timings(self, project_id: str) -> dict[str, float]:
+        """Seconds each node's last build took: the scheduler starts the longest first."""
+        path = self.root / "records" / project_id / "timings.json"
+        try:
+            data: dict[str, float] = json.loads(path.read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def record_timing(self, project_id: str, node: str, seconds: float) -> None:
+        with self._timing_lock:
+            self._write(self.root / "records" / project_id / "timings.json",
+                        {**self.timings(project_id), node: round(seconds, 3)})
 
     def _write(self, path: Path, data: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

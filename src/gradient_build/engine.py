@@ -96,7 +96,9 @@ class Engine:
         report = Report()
         nodes = self.nodes(tiers)
         entries: dict[str, Entry] = {}
-        pending = {n.id: n for n in nodes}
+        timings = self.cache.timings(self.pid)
+        longest_first = sorted(nodes, key=lambda n: -timings.get(n.id, n.backend.cost))
+        pending = {n.id: n for n in longest_first}
         running: dict[Future[Outcome], Node] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
             while pending or running:
@@ -169,7 +171,9 @@ class Engine:
         if entry is None:
             reasons = explain(self.cache.last_inputs(self.pid, node.id), record)
             self.emit(Event("start", node.tier, "building", {"reasons": reasons}))
+            started = time.monotonic()
             entry = self._build_node(node, key, record, inputs)
+            self.cache.record_timing(self.pid, node.id, time.monotonic() - started)
             self.emit(Event("built", node.tier, str(entry.artifact.primary)))
         else:
             self.emit(Event("cached", node.tier, str(entry.artifact.primary)))
