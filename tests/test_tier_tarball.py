@@ -195,8 +195,8 @@ def test_interpreter_version_mismatch_is_caught(tmp_path: Path, cache_dir: Path)
     assert artifact_entry(project, "tarball")["launcher"] == "bin/fastsum"
 
 
-def leaky_project(where: Path, spell: str) -> Path:
-    """An app that reads a data file through the absolute path of its own source tree."""
+def leaky_project(where: Path) -> Path:
+    """An app that reads a file of its source tree through an absolute path."""
     project = where / "leaky-app"
     (project / "src/leaky_app").mkdir(parents=True)
     (project / "data.txt").write_text("secret sauce\n")
@@ -205,41 +205,67 @@ def leaky_project(where: Path, spell: str) -> Path:
         '[project]\nname = "leaky-app"\nversion = "0.1.0"\n'
         '[project.scripts]\nleaky = "leaky_app:main"\n')
     (project / "gradient.toml").write_text('[verify]\nargs = []\nexpect = "sauce"\n')
-    data = str(project / "data.txt")
-    literal = repr(data) if spell == "literal" else f"{data[::-1]!r}[::-1]"
     (project / "src/leaky_app/__init__.py").write_text(
-        f"DATA = {literal}\n\n\ndef main():\n    print(open(DATA).read().strip())\n")
+        f"DATA = {str(project / 'data.txt')!r}\n\n\ndef main():\n"
+        "    print(open(DATA).read().strip())\n")
     return project
 
 
-def test_a_literal_build_path_fails_verification(tmp_path: Path, cache_dir: Path) -> None:
-    project = leaky_project(tmp_path, "literal")
+def test_build_paths_are_hidden_from_every_verification(tmp_path: Path, cache_dir: Path) -> None:
+    """The source tree still exists on this machine, but no verification may lean on it: the
+    wheel's smoke, the first to run the app, already fails, and nothing is promoted."""
+    project = leaky_project(tmp_path)
     result = run_gradient(project, "build", "--tier", "tarball", "--json", cache_dir=cache_dir)
     assert result.returncode == 1
-    failures = json.loads(result.stdout)["failures"]
-    assert list(failures) == ["tarball"]
-    message = failures["tarball"]["message"]
-    assert "names a path of the build machine" in message
-    assert f"lib/leaky_app/__init__.py names {project}" in message
+    data = json.loads(result.stdout)
+    assert list(data["failures"]) == ["wheel"]
+    assert f"No such file or directory: '{project / 'data.txt'}'" in (
+        data["failures"]["wheel"]["detail"])
+    assert "tarball" in data["skipped"]
     assert not (project / "dist").exists()
 
 
-def test_a_hidden_build_path_fails_verification(tmp_path: Path, cache_dir: Path) -> None:
-    """The path is spelled backwards, so no scan can see it: only running the app where the
-    source tree does not exist catches it. On this machine it still exists, which the
-    unverified tree shows by running fine; verification hides it and fails."""
-    project = leaky_project(tmp_path, "reversed")
-    unverified = run_gradient(project, "build", "--tier", "tarball", "--no-verify",
-                              cache_dir=cache_dir)
-    assert unverified.returncode == 0, unverified.stderr
-    tarball = project / "dist/gradient/tarball/leaky-app-0.1.0.tar.gz"
-    tree = unpack(tarball, tmp_path / "x") / "leaky-app-0.1.0"
-    naive = env_i([str(tree / "bin/leaky")], tmp_path)
-    assert naive.stdout.strip() == "secret sauce", naive.stderr
-    before = snapshot(project)
-    result = run_gradient(project, "build", "--tier", "tarball", "--json", cache_dir=cache_dir)
+def leak_into_tarball(project: Path, tmp_path: Path, cache_dir: Path, spell: str) -> Path:
+    """Build hello-app's tarball, then rewrite it so its app reads a file of the source tree by
+    absolute path, spelled literally or backwards (which no scan can see); returns that file."""
+    built = run_gradient(project, "build", "--tier", "tarball", cache_dir=cache_dir)
+    assert built.returncode == 0, built.stderr
+    data = project / "data.txt"
+    data.write_text("secret sauce\n")
+    literal = repr(str(data)) if spell == "literal" else f"{str(data)[::-1]!r}[::-1]"
+    tarball = project / TARBALL
+    tree = unpack(tarball, tmp_path / f"tree-{spell}")
+    cli = tree / "hello-app-0.1.0/lib/hello_app/cli.py"
+    cli.write_text(cli.read_text().replace(
+        "    print(Greeting(args.name).render())", f"    print(open({literal}).read().strip())"))
+    tarball.unlink()  # a new file: the old one is a hard link into gradient's cache
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tree / "hello-app-0.1.0", arcname="hello-app-0.1.0")
+    naive = env_i([str(tree / "hello-app-0.1.0/bin/hello")], tmp_path)
+    assert naive.stdout.strip() == "secret sauce", naive.stderr  # runs here, as built
+    return data
+
+
+def test_a_tarball_naming_a_build_path_fails_verification(tmp_path: Path,
+                                                          cache_dir: Path) -> None:
+    project = copy_example(tmp_path, "hello-app")
+    data = leak_into_tarball(project, tmp_path, cache_dir, "literal")
+    result = run_gradient(project, "verify", "--tier", "tarball", "--json", cache_dir=cache_dir)
     assert result.returncode == 1
-    failure = json.loads(result.stdout)["failures"]["tarball"]
-    assert "exited with 1" in failure["message"]
-    assert f"No such file or directory: '{project / 'data.txt'}'" in failure["detail"]
-    assert snapshot(project) == before
+    verdict = json.loads(result.stdout)["tarball"]
+    assert not verdict["verified"]
+    assert "names a path of the build machine" in verdict["problem"]
+    assert f"lib/hello_app/cli.py: {project}" in verdict["output"]
+    assert data.exists()
+
+
+def test_a_tarball_reaching_a_build_path_fails_verification(tmp_path: Path,
+                                                            cache_dir: Path) -> None:
+    """Spelled backwards the path escapes the scan; the run with build paths hidden fails."""
+    project = copy_example(tmp_path, "hello-app")
+    data = leak_into_tarball(project, tmp_path, cache_dir, "reversed")
+    result = run_gradient(project, "verify", "--tier", "tarball", "--json", cache_dir=cache_dir)
+    assert result.returncode == 1
+    verdict = json.loads(result.stdout)["tarball"]
+    assert not verdict["verified"]
+    assert f"No such file or directory: '{data}'" in verdict["output"]

@@ -19,6 +19,7 @@ from gradient_build.pyenv import (
     fetch_wheelhouse,
     pep517_build,
     runtime_requirements,
+    stage,
     uv_path,
     verify_installed,
     wheel_top_level,
@@ -67,7 +68,8 @@ class SdistBackend(Backend):
 
     def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
         where = ctx.sandbox.fresh_dir()
-        links = ctx.cache_dir / "tools" / "wheelhouse"
+        links = stage(ctx.cache_dir / "tools" / "wheelhouse", where / "index")
+        sdist = stage(artifact.path, where / "sdist")
         out = where / "wheel"
         uv = uv_path()
         env = minimal_env(UV_CACHE_DIR=str(where / "uv-cache"), UV_PYTHON_DOWNLOADS="never",
@@ -75,9 +77,9 @@ class SdistBackend(Backend):
         if uv:
             cmd: list[str | Path] = [uv, "build", "--wheel", "--offline", "--no-index",
                                      "--find-links", links, "--python", sys.executable,
-                                     "--out-dir", out, artifact.path]
+                                     "--out-dir", out, sdist]
         else:
-            with tarfile.open(artifact.path) as tar:
+            with tarfile.open(sdist) as tar:
                 tar.extractall(where / "src", filter="data")
             (top,) = list((where / "src").iterdir())
             cmd = [sys.executable, "-m", "build", "--wheel", "--outdir", out, top]

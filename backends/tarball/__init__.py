@@ -19,13 +19,13 @@ from typing import Any
 
 from gradient_build.archive import safe_extract, tree_entries, write_tar
 from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
+from gradient_build.cleanroom import build_paths, find_paths, hide_prefix, venv_prefix
 from gradient_build.errors import BuildFailed
 from gradient_build.events import Event
 from gradient_build.options import doc
 from gradient_build.sandbox import minimal_env
 from gradient_build.tools import Tool
 
-from .cleanroom import build_paths, find_paths, hidden, hide_prefix, hideable, venv_prefix
 from .launcher import launcher_script, python_prelude, q
 
 COMPILED = (".so", ".pyd", ".dylib")
@@ -101,11 +101,10 @@ class TarballBackend(Backend):
         run_dir = ctx.sandbox.fresh_dir("gradient-run-")
         links = ctx.sandbox.fresh_dir("gradient-link-")
         interpreter = shutil.which(meta["python"], path=env["PATH"])
-        keep = [place, run_dir, links, *([Path(interpreter)] if interpreter else [])]
-        hide = hideable(build_paths(ctx.project.root, ctx.cache_dir), keep)
+        keep = [Path(interpreter)] if interpreter else []
         smoke = ctx.smoke
-        extra: dict[str, Any] = {"hidden": [str(p) for p in hide] if hide_prefix() else None}
-        if hide and not hide_prefix():
+        extra: dict[str, Any] = {}
+        if not hide_prefix():
             ctx.emit(Event("warning", self.name, "no mount namespace here: the smoke runs "
                            "with the build paths still visible (only the scan checks them)"))
         launcher = meta.get("launcher")
@@ -117,16 +116,13 @@ class TarballBackend(Backend):
                                      compiled_for(lib, meta["python_version"]), q(str(lib)))
             cmd = [meta["python"], "-I", "-S", "-c",
                    prelude + smoke.python_code(list(modules))]
-        result = ctx.sandbox.run(hidden(cmd, hide), cwd=run_dir, env=env,
-                                 timeout=smoke.timeout)
-        result.command = cmd
+        result = ctx.sandbox.run(cmd, cwd=run_dir, env=env, timeout=smoke.timeout, keep=keep)
         verdict = smoke.judge(result, extra=extra)
         if not verdict.ok or not (launcher and smoke.runs_app):
             return verdict
         link = symlink_chain(links, top / launcher)
-        again = ctx.sandbox.run(hidden([str(link), *smoke.args], hide), cwd=run_dir, env=env,
-                                timeout=smoke.timeout)
-        again.command = [str(link), *smoke.args]
+        again = ctx.sandbox.run([str(link), *smoke.args], cwd=run_dir, env=env,
+                                timeout=smoke.timeout, keep=keep)
         second = smoke.judge(again, extra=extra)
         if not second.ok:
             second.extra["problem"] = ("through a symlink to the launcher: "

@@ -12,6 +12,7 @@ from typing import Any
 
 from .backend import Artifact, BuildContext, Verdict, VerifyContext
 from .cache import Cache, Entry, digest_of
+from .cleanroom import build_paths
 from .config import Config
 from .errors import BuildFailed, GradientError, SecretFound, ToolMissing, VerifyFailed
 from .events import Emit, Event
@@ -230,7 +231,7 @@ class Engine:
     def verify_artifact(self, node: Node, artifact: Artifact,
                         inputs: dict[str, Artifact]) -> Verdict:
         self.emit(Event("step", node.tier, "verifying"))
-        sandbox = Sandbox()
+        sandbox = Sandbox(hide=build_paths(self.project.root, self.cache.root))
         runner = Runner(node.tier, dict(self.env), self.emit)
         ctx = VerifyContext(node.tier, self.project, self.config, node.options,
                             smoke_for(self.config, self.project), sandbox, inputs,
@@ -244,4 +245,6 @@ class Engine:
         finally:
             sandbox.cleanup()
         verdict.extra.setdefault("isolation", sandbox.isolation)
+        if sandbox.hidden:
+            verdict.extra.setdefault("hidden", [str(p) for p in sandbox.hidden])
         return verdict

@@ -4,6 +4,7 @@ fresh virtual environments. Core helpers, so backends share them without importi
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import zipfile
@@ -140,21 +141,29 @@ def wheel_has_binaries(wheel: Path) -> list[str]:
         return [n for n in zf.namelist() if n.endswith((".so", ".pyd", ".dylib"))]
 
 
-def copy_wheelhouse(src: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for wheel in src.glob("*.whl"):
-        shutil.copy2(wheel, dest / wheel.name)
+def stage(path: Path, dest_dir: Path) -> Path:
+    """A copy (hard-linked where possible) of a file, or a folder's files, inside `dest_dir`:
+    verification reads its inputs from the sandbox, never from the build's cache."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    sources = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for source in sources:
+        try:
+            os.link(source, dest_dir / source.name)
+        except OSError:
+            shutil.copy2(source, dest_dir / source.name)
+    return dest_dir if path.is_dir() else dest_dir / path.name
 
 
 def verify_installed(ctx: VerifyContext, targets: list[Path], find_links: list[Path],
                      modules: list[str]) -> Verdict:
     """Install into a fresh venv offline, then run the smoke from an empty directory."""
     where = ctx.sandbox.fresh_dir()
+    targets = [stage(t, where / "inputs") for t in targets]
+    find_links = [stage(p, where / f"links-{i}") for i, p in enumerate(find_links) if p.exists()]
     python, made = fresh_venv(ctx.sandbox, where / "venv")
     if made.exit_code != 0:
         return ctx.smoke.judge(made)
-    installed = offline_install(ctx.sandbox, python, targets,
-                                [p for p in find_links if p.exists()])
+    installed = offline_install(ctx.sandbox, python, targets, find_links)
     if installed.exit_code != 0:
         verdict = ctx.smoke.judge(installed)
         verdict.extra["problem"] = "offline install failed"

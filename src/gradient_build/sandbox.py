@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cleanroom import hidden, hide_prefix, hideable
+
 OFFLINE_ENV = {
     "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "UV_OFFLINE": "1",
     "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
@@ -55,7 +57,9 @@ class Sandbox:
     """Hands out fresh directories outside the build and runs commands offline in them."""
 
     isolation: str = field(default_factory=lambda: "netns" if unshare_prefix() else "env")
+    hide: list[Path] = field(default_factory=list)
     dirs: list[Path] = field(default_factory=list)
+    hidden: list[Path] = field(default_factory=list)
 
     def fresh_dir(self, prefix: str = "gradient-verify-") -> Path:
         path = Path(tempfile.mkdtemp(prefix=prefix))
@@ -70,18 +74,28 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         timeout: float = 120,
         offline: bool = True,
+        keep: Sequence[Path] = (),
     ) -> Result:
-        """Run `cmd` with exactly `env` (plus the offline settings), never raising."""
+        """Run `cmd` with exactly `env` (plus the offline settings), never raising.
+
+        An offline run also has the build's paths (`hide`) covered by empty mounts, except
+        those holding the command itself, its directory, the sandbox or `keep`.
+        """
         argv = [str(c) for c in cmd]
         full_env = dict(env or {})
         prefix: tuple[str, ...] = ()
+        wrapped = argv
         if offline:
             full_env = {**OFFLINE_ENV, **full_env}
             prefix = unshare_prefix()
+            covered = hideable(self.hide, [cwd, *self.dirs, Path(argv[0]), *keep])
+            if covered and hide_prefix():
+                wrapped = hidden(argv, covered)
+                self.hidden += [p for p in covered if p not in self.hidden]
         started = time.monotonic()
         try:
             proc = subprocess.run(
-                [*prefix, *argv], cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                [*prefix, *wrapped], cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 errors="replace", timeout=timeout,
             )

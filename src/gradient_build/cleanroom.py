@@ -107,5 +107,8 @@ def hidden(cmd: Sequence[str], paths: Sequence[Path]) -> list[str]:
     if not prefix or not paths:
         return list(cmd)
     *unshare, mount = prefix
+    # exec through env(1), so a command that cannot start fails as it would unwrapped
+    # ("No such file or directory"), not with the shell's own wording.
+    runner = [env] if (env := shutil.which("env")) else []
     return [*unshare, "/bin/sh", "-c", HIDE_SCRIPT, "hide", mount, str(len(paths)),
-            *map(str, paths), *cmd]
+            *map(str, paths), *runner, *cmd]
