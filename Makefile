@@ -23,6 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv
 	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
+	$(PY) -m compileall -q src backends >/dev/null
 	touch $@
 
 venv: $(VENV)/.installed

@@ -21,7 +21,6 @@ from .outputs import Outcome, locked, promote
 from .project import Project
 from .runner import Runner, tail, tool_environment
 from .sandbox import Sandbox
-from .scan import scan_file
 from .smoke import smoke_for
 
 
@@ -200,6 +199,8 @@ class Engine:
             shutil.rmtree(work, ignore_errors=True)
 
     def _check_artifact(self, node: Node, artifact: Artifact) -> None:
+        from .scan import scan_file  # its patterns compile on import; only a miss needs them
+
         for rel, _ in artifact.files():
             path = artifact.root / rel
             if not path.is_file():
