@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -60,6 +61,24 @@ def gradient(cache_dir: Path) -> Callable[..., subprocess.CompletedProcess[str]]
         return run_gradient(project, *args, **kw)
 
     return call
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def copy_example(dest: Path, name: str, toml: str | None = None) -> Path:
+    project = dest / name
+    shutil.copytree(EXAMPLES / name, project, ignore=IGNORED)
+    if toml is not None:
+        (project / "gradient.toml").write_text(toml)
+    return project
+
+
+def snapshot(project: Path) -> dict[str, str]:
+    dist = project / "dist" / "gradient"
+    return {p.relative_to(dist).as_posix(): sha256(p) for p in sorted(dist.rglob("*"))
+            if p.is_file()}
 
 
 def manifest(project: Path) -> dict[str, Any]:

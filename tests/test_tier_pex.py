@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -13,28 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, IGNORED, artifact_entry, manifest, run_gradient
+from conftest import (
+    artifact_entry,
+    copy_example,
+    manifest,
+    run_gradient,
+    sha256,
+    snapshot,
+)
 
 GREETING = "hello, gradient! (from hello-app 0.1.0)"
 PEX = "dist/gradient/pex/hello-app-0.1.0.pex"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def copy_example(dest: Path, name: str, toml: str | None = None) -> Path:
-    project = dest / name
-    shutil.copytree(EXAMPLES / name, project, ignore=IGNORED)
-    if toml is not None:
-        (project / "gradient.toml").write_text(toml)
-    return project
-
-
-def snapshot(project: Path) -> dict[str, str]:
-    dist = project / "dist" / "gradient"
-    return {p.relative_to(dist).as_posix(): sha256(p) for p in sorted(dist.rglob("*"))
-            if p.is_file()}
 
 
 def env_i(cmd: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ a user would: through a symlink to its launcher, under `env -i`, with nothing fr
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import re
@@ -17,29 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, IGNORED, artifact_entry, run_gradient
+from conftest import artifact_entry, copy_example, run_gradient, sha256
 
 GREETING = "hello, gradient! (from hello-app 0.1.0)"
 TARBALL = "dist/gradient/tarball/hello-app-0.1.0.tar.gz"
 VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def copy_example(dest: Path, name: str, toml: str | None = None) -> Path:
-    project = dest / name
-    shutil.copytree(EXAMPLES / name, project, ignore=IGNORED)
-    if toml is not None:
-        (project / "gradient.toml").write_text(toml)
-    return project
-
-
-def snapshot(project: Path) -> dict[str, str]:
-    dist = project / "dist" / "gradient"
-    return {p.relative_to(dist).as_posix(): sha256(p) for p in sorted(dist.rglob("*"))
-            if p.is_file()}
 
 
 def unpack(tarball: Path, dest: Path) -> Path:

@@ -81,8 +81,20 @@ class Verdict:
                    extra={k: v for k, v in data.items() if k not in known})
 
 
+class ToolCaches:
+    """What both contexts share: a persistent directory per tool under gradient's cache."""
+
+    cache_dir: Path
+
+    def tool_cache(self, name: str) -> Path:
+        """A directory for a tool's own cache (base images, downloads), kept across builds."""
+        path = self.cache_dir / "tools" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
 @dataclass
-class BuildContext:
+class BuildContext(ToolCaches):
     """Everything a backend may use while building; it touches nothing else."""
 
     tier: str
@@ -97,15 +109,9 @@ class BuildContext:
     emit: Callable[[Event], None]
     cache_dir: Path
 
-    def tool_cache(self, name: str) -> Path:
-        """A directory for a tool's own cache (bases, downloads), kept across builds."""
-        path = self.cache_dir / "tools" / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
 
 @dataclass
-class VerifyContext:
+class VerifyContext(ToolCaches):
     """What a verification gets: the smoke test, a clean offline sandbox, the options."""
 
     tier: str
@@ -119,12 +125,6 @@ class VerifyContext:
     run: Runner
     emit: Callable[[Event], None]
     cache_dir: Path
-
-    def tool_cache(self, name: str) -> Path:
-        """A directory for a tool's own cache (base images...), kept across builds."""
-        path = self.cache_dir / "tools" / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
 
 
 class Backend:
