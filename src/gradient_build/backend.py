@@ -147,6 +147,11 @@ class Backend:
         """Why this tier does not apply to the project (`--all` then skips it), or None."""
         return None
 
+    def key_extra(self, options: Any, project_root: Path) -> dict[str, Any]:
+        """Identities of inputs from outside the project (a base image's digest, say) that
+        belong in the cache key; keep it cheap, it runs on every build and plan."""
+        return {}
+
     def requires(self, options: Any) -> tuple[str, ...]:
         """The tiers whose artifacts this one consumes, which may depend on its options."""
         return self.consumes

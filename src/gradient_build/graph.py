@@ -79,6 +79,7 @@ def key_inputs(node: Node, project: Project, config: Config, consumed: dict[str,
         "secrets": list(config.secrets.allow),
         "tools": tool_versions,
         "inputs": consumed,
+        "extra": node.backend.key_extra(node.options, project.root),
     }
 
 
@@ -122,6 +123,8 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
             changed = _changed_keys(old.get(section), new.get(section))
             reasons.append(f"{label} changed: {', '.join(changed)}" if changed else
                            f"{label} changed")
+    for name in _changed_keys(old.get("extra", {}), new.get("extra", {})):
+        reasons.append(f"{name} changed")
     for dep in sorted(set(old.get("inputs", {})) | set(new.get("inputs", {}))):
         if old.get("inputs", {}).get(dep) != new.get("inputs", {}).get(dep):
             reasons.append(f"input {dep} changed")
