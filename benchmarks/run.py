@@ -51,6 +51,10 @@ class Workspace:
         if toml is not None:
             (self.project / "gradient.toml").write_text(toml)
         self.cache = base / f"cache-{example}"
+        shared = base.parent / "shared-tools"  # downloads and base images, built once per run
+        shared.mkdir(parents=True, exist_ok=True)
+        self.cache.mkdir(parents=True)
+        (self.cache / "tools").symlink_to(shared)
         self.env = {**os.environ, "GRADIENT_CACHE_DIR": str(self.cache)}
         self.env.pop("CI", None)
 
@@ -152,6 +156,65 @@ def bench_tiers(base: Path) -> None:
                          "with_verify_s": round(verified_s, 3), "size_bytes": size}
 
 
+def oci_entry(ws: Workspace) -> dict[str, Any]:
+    data = json.loads((ws.project / "dist/gradient/manifest.json").read_text())
+    found: dict[str, Any] = next(a for a in data["artifacts"]
+                                 if a["tier"] == "oci" and a["role"] == "artifact")
+    return found
+
+
+def bench_oci(base: Path) -> None:
+    """Native daemonless build against `docker build` of the equivalent Dockerfile on the same
+    base, the image's size, and a rebuild after a one-line change (only the app layer)."""
+    import tarfile
+
+    ws = Workspace(base, "hello-app")
+    ws.gradient("build", "--tier", "oci")  # builds (or reuses) the debootstrap base
+    entry = oci_entry(ws)
+
+    def native() -> None:
+        drop_node(ws, "oci")
+        ws.gradient("build", "--tier", "oci", "--no-verify")
+
+    native_s = timed(native)
+    image = ws.project / entry["path"]
+    context = base / "context"
+    context.mkdir()
+    base_digest = next(layer["digest"] for layer in entry["layers"] if layer["holds"] == "base")
+    with tarfile.open(image) as tar:
+        member = tar.extractfile(f"blobs/sha256/{base_digest.split(':')[1]}")
+        assert member is not None
+        (base / "base.tar.gz").write_bytes(member.read())
+    sh(["docker", "import", str(base / "base.tar.gz"), "gradient-bench-base:1"], base)
+    tree = base / "tree"
+    tree.mkdir()
+    tarball = next((ws.project / "dist/gradient/tarball").glob("*.tar.gz"))
+    with tarfile.open(tarball) as tar:
+        tar.extractall(context, filter="data")
+    (context / "Dockerfile").write_text(
+        "FROM gradient-bench-base:1\nCOPY hello-app-0.1.0/ /app/\nUSER 10001\n"
+        "WORKDIR /app\nENTRYPOINT [\"/app/bin/hello\"]\n")
+    docker_s = timed(lambda: sh(["docker", "build", "--no-cache", "-q", "-t",
+                                 "gradient-bench-app:1", str(context)], base))
+    for ref in ("gradient-bench-app:1", "gradient-bench-base:1"):
+        subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
+    before = {layer["holds"]: layer["digest"] for layer in oci_entry(ws)["layers"]}
+    cli = ws.project / "src/hello_app/cli.py"
+    cli.write_text(cli.read_text() + "\n# one-line change\n")
+    started = time.perf_counter()
+    ws.gradient("build", "--tier", "oci", "--no-verify")
+    rebuild_s = time.perf_counter() - started
+    after = oci_entry(ws)
+    changed = sorted(k for k, v in {layer["holds"]: layer["digest"]
+                                    for layer in after["layers"]}.items() if before.get(k) != v)
+    results["oci"] = {
+        "native_s": round(native_s, 3), "docker_build_s": round(docker_s, 3),
+        "ratio_vs_docker_build": round(native_s / docker_s, 2),
+        "image_bytes": after["size"], "rebuild_after_one_line_change_s": round(rebuild_s, 3),
+        "layers_changed": changed,
+    }
+
+
 def bench_graph(base: Path) -> None:
     """No-op rebuild, --jobs 2 against --jobs 1, and what a one-line change rebuilds."""
     ws = Workspace(base, "hello-app")
@@ -165,16 +228,28 @@ def bench_graph(base: Path) -> None:
     noop = timed(lambda: ws.gradient("build", *args), repeat=5)
     jobs1 = ws.cold("--jobs", "1", *args)
     jobs2 = ws.cold("--jobs", "2", *args)
-    ws.gradient("build", *args)
+    everything = [*args, "--tier", "oci"]
+    ws.gradient("build", *everything)
+    noop_all = timed(lambda: ws.gradient("build", *everything), repeat=5)
     cli = ws.project / "src/hello_app/cli.py"
     cli.write_text(cli.read_text() + "\n# one-line change\n")
-    plan = json.loads(subprocess.run([GRADIENT, "plan", "--json", *args], cwd=ws.project,
-                                     env=ws.env, capture_output=True, text=True).stdout)
-    rebuilt = sorted(i["node"] for i in plan if i["status"] == "miss")
+    started = time.perf_counter()
+    ws.gradient("build", *everything)
+    change_s = time.perf_counter() - started
+    manifest = json.loads((ws.project / "dist/gradient/manifest.json").read_text())
+    rebuilt = sorted(a["tier"] for a in manifest["artifacts"]
+                     if a["role"] == "artifact" and not a["cached"])
+    (ws.project / "NOTES.txt").write_text("a file no wheel ships\n")
+    ws.gradient("build", *everything)
+    manifest = json.loads((ws.project / "dist/gradient/manifest.json").read_text())
+    rebuilt_docs = sorted(a["tier"] for a in manifest["artifacts"]
+                          if a["role"] == "artifact" and not a["cached"])
     results["graph"] = {
-        "tiers": tiers, "noop_rebuild_s": round(noop, 3), "jobs1_s": round(jobs1, 3),
+        "tiers": tiers, "noop_rebuild_s": round(noop, 3),
+        "noop_rebuild_with_oci_s": round(noop_all, 3), "jobs1_s": round(jobs1, 3),
         "jobs2_s": round(jobs2, 3), "jobs_speedup": round(jobs1 / jobs2, 2),
-        "one_line_change_rebuilds": rebuilt,
+        "one_line_change_rebuilds": rebuilt, "one_line_change_s": round(change_s, 3),
+        "new_non_code_file_rebuilds": rebuilt_docs,
         "targets": "noop < 0.3 s; jobs_speedup >= 1.6",
     }
 
@@ -182,7 +257,8 @@ def bench_graph(base: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gradient-bench-") as tmp:
         base = Path(tmp)
-        for name, fn in (("wheel", bench_wheel), ("tiers", bench_tiers), ("graph", bench_graph)):
+        for name, fn in (("wheel", bench_wheel), ("tiers", bench_tiers), ("oci", bench_oci),
+                         ("graph", bench_graph)):
             sys.stderr.write(f"benchmark: {name}\n")
             fn(base / name)
     out = ROOT / "benchmarks" / "results.json"
