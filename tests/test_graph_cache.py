@@ -197,3 +197,51 @@ def test_third_party_tier_registers_builds_and_tool_versions_key_the_cache(
     result = run_gradient(project, "build", cache_dir=cache, env=missing_tool)
     assert result.returncode == 3
     assert "fakezip: put fakezip on PATH" in result.stderr
+
+
+def test_cache_is_bounded_least_recently_used_first(tmp_path: Path) -> None:
+    from gradient_build.backend import Artifact
+    from gradient_build.cache import Cache, parse_size
+
+    cache = Cache(tmp_path / "cache")
+    for n, key in enumerate(("a" * 64, "b" * 64, "c" * 64)):
+        out = tmp_path / f"out-{n}"
+        out.mkdir()
+        (out / "blob").write_bytes(bytes(1000))
+        cache.store(key, Artifact("t", out, "blob"), {"n": n})
+        os.utime(cache._entry_dir(key), (1000 + n, 1000 + n))
+    assert cache.lookup("a" * 64) is not None  # using an entry makes it recent
+    entry = sum(f.stat().st_size for f in cache._entry_dir("c" * 64).rglob("*") if f.is_file())
+    removed = cache.prune(2 * entry + 100)
+    assert removed == 1
+    assert cache.lookup("b" * 64) is None
+    assert cache.lookup("a" * 64) is not None and cache.lookup("c" * 64) is not None
+    assert parse_size("1.5G") == 3 << 29 and parse_size("500M") == 500 << 20
+    with pytest.raises(ValueError):
+        parse_size("lots")
+
+
+def test_an_installed_wheel_finds_every_backend(tmp_path: Path) -> None:
+    """Not only the editable install: gradient-build's own wheel carries and registers each
+    tier."""
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "dist"
+    subprocess.run([str(Path(sys.executable).parent / "uv"), "build", "--wheel", "--out-dir",
+                    str(out), "--python", sys.executable, str(root)], check=True,
+                   capture_output=True)
+    (wheel,) = out.glob("gradient_build-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--isolated", "--no-deps",
+                    "--target", str(site), str(wheel)], check=True, capture_output=True)
+    probe = ("import json, gradient_build, gradient_backends.pex as p\n"
+             "from gradient_build.registry import discover\n"
+             "found, broken = discover()\n"
+             "print(json.dumps([sorted(found), broken, gradient_build.__file__, p.__file__]))")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    ran = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    tiers, broken, core_file, pex_file = json.loads(ran.stdout)
+    assert tiers == sorted(["copy", "sdist", "wheel", "pex", "tarball", "exe", "oci"])
+    assert broken == {}
+    assert core_file.startswith(str(site)) and pex_file.startswith(str(site))

@@ -29,6 +29,27 @@ def default_dir() -> Path:
     return Path(base) / "gradient-build"
 
 
+DEFAULT_MAX_SIZE = "10G"
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size like 500M, 5G or 1234 (ValueError when it is not one)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned[-1:].isalpha() else (cleaned, "")
+    if unit not in units:
+        raise ValueError(text)
+    return int(float(number) * units[unit])
+
+
+def max_size() -> int:
+    """The cache's bound on built nodes: GRADIENT_CACHE_MAX_SIZE, else 10G."""
+    try:
+        return parse_size(os.environ.get("GRADIENT_CACHE_MAX_SIZE") or DEFAULT_MAX_SIZE)
+    except ValueError:
+        return parse_size(DEFAULT_MAX_SIZE)
+
+
 def canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
 

@@ -258,13 +258,11 @@ def clean(
 
 
 def _parse_size(text: str) -> int:
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    number, unit = text.upper().rstrip("B")[:-1], text.upper().rstrip("B")[-1:]
-    if unit.isdigit():
-        number, unit = number + unit, ""
+    from .cache import parse_size
+
     try:
-        return int(float(number) * units[unit])
-    except (KeyError, ValueError):
+        return parse_size(text)
+    except ValueError:
         _fail(ConfigError(f"--max-size: cannot read {text!r} as a size like 500M or 5G"))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Artifact, BuildContext, Verdict, VerifyContext
-from .cache import Cache, Entry, digest_of
+from .cache import Cache, Entry, digest_of, max_size
 from .cleanroom import build_paths
 from .config import Config
 from .errors import BuildFailed, GradientError, SecretFound, ToolMissing, VerifyFailed
@@ -153,6 +153,8 @@ class Engine:
                                           {"name": self.project.name,
                                            "version": self.project.version}, ordered)
             self.emit(Event("promoted", None, str(self.out_dir), {"manifest": report.manifest}))
+        if any(not o.cached for o in report.outcomes.values()):
+            self.cache.prune(max_size())
             for node in nodes:
                 outcome = report.outcomes.get(node.id)
                 if outcome and outcome.verdict and outcome.verdict.ok:
