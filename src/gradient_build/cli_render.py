@@ -128,7 +128,7 @@ class Renderer:
         for err in report.failures.values():
             err_console.print(f"[red]failed[/red] {escape(err.message)}")
         for tier, why in report.skipped.items():
-            err_console.print(f"[yellow]skipped[/yellow] {tier}: {why}")
+            err_console.print(f"[yellow]skipped[/yellow] {tier}: {escape(why)}")
         if report.failures:
             err_console.print("dist/gradient/ was left as it was.")
 
