@@ -57,6 +57,12 @@ class Workspace:
         (self.cache / "tools").symlink_to(shared)
         self.env = {**os.environ, "GRADIENT_CACHE_DIR": str(self.cache)}
         self.env.pop("CI", None)
+        # a git work tree, as a real project is: SOURCE_DATE_EPOCH is the last commit's time
+        git = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@example.org",
+               "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@example.org"}
+        for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "commit", "-q", "-m", "example"]):
+            sh(cmd, self.project, git)
 
     def gradient(self, *args: str) -> None:
         sh([GRADIENT, *args], self.project, self.env)
@@ -131,6 +137,8 @@ def bench_tiers(base: Path) -> None:
         sh(["tar", "czf", str(raw / "hello.tar.gz"), "-C", str(raw), "tree"], base)
 
     def raw_exe() -> None:
+        for leftover in ("build", "dist"):  # no incremental reuse: a cold build, like ours
+            shutil.rmtree(raw / leftover, ignore_errors=True)
         sh([sys.executable, "-m", "PyInstaller", "--noconfirm", "--onefile", "--strip",
             "--log-level", "WARN", "--collect-data", "hello_app", "--copy-metadata",
             "hello-app", "--name", "hello", "--distpath", str(raw / "dist"), "--workpath",

@@ -38,7 +38,7 @@ def build_native(ctx: BuildContext, opts: OciOptions, base_name: str, pay: paylo
                                 (pay.deps, "deps", f"{opts.payload} dependencies"),
                                 (pay.app, "app", f"{ctx.project.name} {ctx.project.version}")):
         if builder:
-            layers.append(builder.write(blobs, epoch, kind=kind,
+            layers.append(builder.write(blobs, layer_mtime(kind, epoch), kind=kind,
                                         created_by=f"gradient oci: {what}"))
     env = image_env(base.env, {**pay.env, **opts.env})
     config = image_config(base.config, layers, epoch, {
@@ -47,6 +47,15 @@ def build_native(ctx: BuildContext, opts: OciOptions, base_name: str, pay: paylo
     })
     image = write_image(out, layers, config, tag, epoch)
     return image, {"base": base.name, "uid": uid, "host_libraries": added}
+
+
+STABLE_MTIME = 315532800  # 1980-01-01, the zip floor wheels use too
+
+
+def layer_mtime(kind: str, epoch: int) -> int:
+    """The app layer is dated SOURCE_DATE_EPOCH; the others a fixed date, as Jib does, so a
+    new commit (a new epoch) leaves the dependency and system layers byte-identical."""
+    return epoch if kind == "app" else STABLE_MTIME
 
 
 def image_env(base_env: list[str], extra: dict[str, str]) -> list[str]:

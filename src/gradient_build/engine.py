@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import threading
 import time
@@ -203,17 +205,29 @@ class Engine:
     def _check_artifact(self, node: Node, artifact: Artifact) -> None:
         from .scan import scan_file  # its patterns compile on import; only a miss needs them
 
+        memo = self.cache.root / "tools" / "scan-clean.json"
+        try:
+            clean = set(json.loads(memo.read_text()))
+        except (OSError, ValueError):
+            clean = set()
+        known = len(clean)
         for rel, _ in artifact.files():
             path = artifact.root / rel
             if not path.is_file():
                 raise BuildFailed(f"{node.tier}: the backend reported {rel} but did not write it")
-            findings = scan_file(rel, str(path), self.config.secrets.allow)
+            findings = scan_file(rel, str(path), self.config.secrets.allow, clean)
             if findings:
                 listed = "; ".join(f"{f.what} at {f.where}" for f in findings[:5])
                 raise SecretFound(
                     f"{node.tier}: refusing to ship {listed}. Remove it from the project, or "
                     "add it to .gitignore (builds only see files git does not ignore), or let it "
                     "through with [secrets] allow = [\"PATTERN\"] in gradient.toml")
+        if len(clean) > known:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{memo.name}.{os.getpid()}.{threading.get_ident()}")
+            tmp.write_text(json.dumps(sorted(clean)))
+            os.replace(tmp, memo)
+
 
     def _verify_node(self, node: Node, key: str, entry: Entry,
                      inputs: dict[str, Entry]) -> Verdict:

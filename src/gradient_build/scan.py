@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import io
 import re
 import tarfile
@@ -30,6 +31,10 @@ SECRET_PATTERNS = [
     (re.compile(rb"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
     (re.compile(rb"\bglpat-[A-Za-z0-9_-]{20,}"), "a GitLab token"),
 ]
+# One pass over each file instead of one per pattern: a base image holds thousands of files.
+COMBINED = re.compile(b"|".join(b"(?P<p%d>%s)" % (i, pattern.pattern)
+                                for i, (pattern, _) in enumerate(SECRET_PATTERNS)))
+MEMO_MIN = 1 << 20
 ARCHIVE_SUFFIXES = (".whl", ".zip", ".pex", ".tar", ".tar.gz", ".tgz", ".conda")
 
 
@@ -74,27 +79,39 @@ def _looks_like_archive(name: str, content: bytes) -> bool:
             or content[:2] == b"\x1f\x8b")
 
 
-def scan_bytes(name: str, content: bytes, depth: int = 0) -> Iterator[Finding]:
+def scan_bytes(name: str, content: bytes, depth: int = 0,
+               clean: set[str] | None = None) -> Iterator[Finding]:
+    """Findings in `content`; `clean` holds digests of large archives already found clean
+    (a base image layer is the same in every build), and gains the ones found clean now."""
     what = _is_secret_name(name)
     if what:
         yield Finding(name, what)
     if depth < MAX_DEPTH and _looks_like_archive(name, content):
+        digest = hashlib.sha256(content).hexdigest() if len(content) >= MEMO_MIN else None
+        if digest and clean is not None and digest in clean:
+            return
+        found_any = False
         for member, data in _members(io.BytesIO(content), name):
             inner = f"{name}!{member}"
             if data is None:
                 found = _is_secret_name(member)
                 if found:
+                    found_any = True
                     yield Finding(inner, found)
                 continue
-            yield from scan_bytes(inner, data, depth + 1)
+            for finding in scan_bytes(inner, data, depth + 1, clean):
+                found_any = True
+                yield finding
+        if digest and clean is not None and not found_any:
+            clean.add(digest)
         return
-    for pattern, label in SECRET_PATTERNS:
-        if pattern.search(content):
-            yield Finding(name, label)
-            break
+    match = COMBINED.search(content)
+    if match and match.lastgroup:
+        yield Finding(name, SECRET_PATTERNS[int(match.lastgroup[1:])][1])
 
 
-def scan_file(display: str, path: str, allow: list[str]) -> list[Finding]:
+def scan_file(display: str, path: str, allow: list[str],
+              clean: set[str] | None = None) -> list[Finding]:
     """Secrets in the file at `path` (shown as `display`), skipping `allow` glob patterns."""
     with open(path, "rb") as f:
         head = f.read(MAX_SCANNED + 1)
@@ -102,7 +119,7 @@ def scan_file(display: str, path: str, allow: list[str]) -> list[Finding]:
             findings = [Finding(display, w) for w in [_is_secret_name(display)] if w]
         else:
             content = head + f.read()
-            findings = list(scan_bytes(display, content))
+            findings = list(scan_bytes(display, content, clean=clean))
     return [f for f in findings
             if not any(fnmatch.fnmatch(f.where.split("!")[-1], pat) or fnmatch.fnmatch(f.where, pat)
                        for pat in allow)]
