@@ -245,3 +245,23 @@ def test_an_installed_wheel_finds_every_backend(tmp_path: Path) -> None:
     assert tiers == sorted(["copy", "sdist", "wheel", "pex", "tarball", "exe", "oci"])
     assert broken == {}
     assert core_file.startswith(str(site)) and pex_file.startswith(str(site))
+
+
+def test_consumers_key_on_what_they_consume_not_on_the_sources(
+        example: Callable[..., Path], gradient: Gradient, tmp_path: Path) -> None:
+    """A file no wheel ships rebuilds the wheel, which comes out byte-identical, so the
+    tarball made from it is a hit: nodes are keyed by the digests of their inputs."""
+    project = example("hello-app")
+    git = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
+        subprocess.run(cmd, cwd=project, env=git, check=True)
+    cache = tmp_path / "content-cache"
+    assert gradient(project, "build", "--tier", "tarball", cache_dir=cache).returncode == 0
+    (project / "NOTES.txt").write_text("not shipped in the wheel\n")
+    result = gradient(project, "build", "--tier", "tarball", cache_dir=cache)
+    assert result.returncode == 0, result.stderr
+    assert "wheel    building (NOTES.txt added)" in result.stderr
+    cached = {a["tier"]: a["cached"] for a in manifest(project)["artifacts"]
+              if a["role"] == "artifact"}
+    assert cached == {"wheel": False, "tarball": True}

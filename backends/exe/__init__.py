@@ -70,7 +70,20 @@ class ExeBackend(Backend):
              required=False),
     )
     Options = ExeOptions
+    uses_sources = False  # the app comes in the wheel; only `datas` files come from the project
     cost = 10.0
+
+    def key_extra(self, options: Any, project_root: Path) -> dict[str, Any]:
+        """The project files `datas` bundles: the only sources this tier reads directly."""
+        from gradient_build.sources import file_digest
+
+        found: dict[str, str] = {}
+        for item in getattr(options, "datas", []):
+            for match in sorted(project_root.glob(item.partition(":")[0])):
+                files = sorted(match.rglob("*")) if match.is_dir() else [match]
+                for file in (f for f in files if f.is_file()):
+                    found[file.relative_to(project_root).as_posix()] = file_digest(file)
+        return {"datas": found} if found else {}
 
     def skip(self, project: Project, config: Config, options: Any) -> str | None:
         try:

@@ -77,6 +77,7 @@ class OciBackend(Backend):
     tools = (_sdk(False), dataclasses.replace(DEBOOTSTRAP, required=False),
              dataclasses.replace(LDD, required=False))
     Options = OciOptions
+    uses_sources = False  # all it takes from the project comes in the artifacts it consumes
     needs = frozenset({"container"})
     cost = 5.0
 

@@ -62,6 +62,7 @@ class PexBackend(Backend):
     tools = (Tool("pex", "pip install pex (or gradient-build[pex])", dist="pex"),)
     needs = frozenset({"python"})
     Options = PexOptions
+    uses_sources = False  # all it takes from the project comes in the artifacts it consumes
     cost = 3.0
 
     def build(self, ctx: BuildContext) -> Artifact:

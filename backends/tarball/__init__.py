@@ -48,6 +48,7 @@ class TarballBackend(Backend):
     tools = (Tool("pip", "python -m ensurepip", dist="pip"),)
     needs = frozenset({"python"})
     Options = TarballOptions
+    uses_sources = False  # all it takes from the project comes in the artifacts it consumes
 
     def build(self, ctx: BuildContext) -> Artifact:
         options: TarballOptions = ctx.options
