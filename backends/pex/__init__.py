@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
+from gradient_build.cleanroom import venv_prefix
 from gradient_build.errors import BuildFailed
 from gradient_build.options import doc
 from gradient_build.sandbox import Result, minimal_env
@@ -186,10 +187,6 @@ def build_paths_in(pex: Path, paths: list[Path]) -> list[tuple[str, str]]:
             if b"\0" not in data[:8192]:
                 found += [(name, text) for word, text in needles if word.search(data)]
     return found
-
-
-def venv_prefix() -> list[Path]:
-    return [Path(sys.prefix)] if sys.prefix != sys.base_prefix else []
 
 
 def bare_summary(result: Result) -> dict[str, Any]:

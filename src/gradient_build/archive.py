@@ -40,14 +40,13 @@ def tree_entries(root: Path, prefix: str = "") -> list[tuple[str, Path]]:
 
 
 def write_tar(dest: Path, entries: Iterable[tuple[str, Path]], epoch: int, *,
-              gz: bool = True, fixed_mtime: bool = True) -> None:
+              gz: bool = True) -> None:
     """Write `entries` (name, path) as a reproducible tar or tar.gz at `dest`."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, path in entries:
             info = tar.gettarinfo(str(path), arcname=name)
-            if fixed_mtime:
-                info.mtime = epoch
+            info.mtime = epoch
             info = _normalize(info, epoch)
             if info.isreg():
                 with path.open("rb") as f:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text_atomic
 from .backend import Artifact, Verdict
 from .sources import file_digest
 
@@ -154,11 +155,18 @@ class Cache:
             self._write(self.root / "records" / project_id / "timings.json",
                         {**self.timings(project_id), node: round(seconds, 3)})
 
+    def clean_archives(self) -> set[str]:
+        """Digests of large archives the secret scan has found clean (base image layers)."""
+        try:
+            return set(json.loads((self.root / "tools" / "scan-clean.json").read_text()))
+        except (OSError, ValueError):
+            return set()
+
+    def remember_clean_archives(self, digests: set[str]) -> None:
+        self._write(self.root / "tools" / "scan-clean.json", sorted(digests))
+
     def _write(self, path: Path, data: Any) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())

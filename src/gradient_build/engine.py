@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import threading
 import time
@@ -205,11 +203,7 @@ class Engine:
     def _check_artifact(self, node: Node, artifact: Artifact) -> None:
         from .scan import scan_file  # its patterns compile on import; only a miss needs them
 
-        memo = self.cache.root / "tools" / "scan-clean.json"
-        try:
-            clean = set(json.loads(memo.read_text()))
-        except (OSError, ValueError):
-            clean = set()
+        clean = self.cache.clean_archives()
         known = len(clean)
         for rel, _ in artifact.files():
             path = artifact.root / rel
@@ -223,10 +217,7 @@ class Engine:
                     "add it to .gitignore (builds only see files git does not ignore), or let it "
                     "through with [secrets] allow = [\"PATTERN\"] in gradient.toml")
         if len(clean) > known:
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo.with_name(f".{memo.name}.{os.getpid()}.{threading.get_ident()}")
-            tmp.write_text(json.dumps(sorted(clean)))
-            os.replace(tmp, memo)
+            self.cache.remember_clean_archives(clean)
 
 
     def _verify_node(self, node: Node, key: str, entry: Entry,

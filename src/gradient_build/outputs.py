@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text_atomic
 from .backend import Artifact, Verdict
 from .cache import Entry
 
@@ -69,10 +70,10 @@ def promote(project_root: Path, out_dir: Path, project: dict[str, str],
         os.rename(staged, final)
         shutil.rmtree(old, ignore_errors=True)
     manifest = _manifest(project_root, out_dir, project, outcomes)
-    _write_atomic(out_dir / "SHA256SUMS", "".join(
+    write_text_atomic(out_dir / "SHA256SUMS", "".join(
         f"{a['sha256']}  {Path(a['path']).relative_to(_rel(project_root, out_dir)).as_posix()}\n"
         for a in manifest["artifacts"]))
-    _write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -133,9 +134,3 @@ def artifacts_from_manifest(project_root: Path, manifest: dict[str, Any]) -> dic
         else:
             found[tier].roles[rel] = item["role"]
     return found
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

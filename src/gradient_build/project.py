@@ -6,15 +6,16 @@ import ast
 import json
 import os
 import re
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from email.parser import Parser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic import write_text_atomic
 from .errors import BuildFailed, ConfigError
 from .options import nearest
+from .pyenv import uv_path
 from .sources import SourceTree
 
 if TYPE_CHECKING:
@@ -85,10 +86,7 @@ def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
         return Project(**data, sources=sources)
     project = _prepare_metadata(root, sources, env)
     project.sources = sources
-    store.parent.mkdir(parents=True, exist_ok=True)
-    tmp = store.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(project.to_json(), indent=1))
-    tmp.replace(store)
+    write_text_atomic(store, json.dumps(project.to_json(), indent=1))
     return project
 
 
@@ -113,10 +111,11 @@ def _module_project(root: Path, sources: SourceTree, config: Config) -> Project:
 
 
 def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> Project:
-    from build import BuildBackendException, ProjectBuilder
     from build.env import DefaultIsolatedEnv
 
-    installer = "uv" if shutil.which("uv") or _has_uv() else "pip"
+    from build import BuildBackendException, ProjectBuilder
+
+    installer = "uv" if uv_path() else "pip"
     with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp:
         src = sources.copy_to(Path(tmp) / "src")
         saved = dict(os.environ)
@@ -156,15 +155,6 @@ def _dist_info_of_wheel(builder: Any, tmp: Path) -> Path:
         names = [n for n in zf.namelist() if n.split("/")[0].endswith(".dist-info")]
         zf.extractall(tmp / "unpacked", names)
     return next((tmp / "unpacked").glob("*.dist-info"))
-
-
-def _has_uv() -> bool:
-    try:
-        import uv
-
-        return Path(uv.find_uv_bin()).exists()
-    except (ImportError, FileNotFoundError):
-        return False
 
 
 def _quiet(cmd: Any, cwd: Any = None, extra_environ: Any = None) -> None:

@@ -8,7 +8,6 @@ mtime), remembered in gradient's cache.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from .atomic import write_text_atomic
 from .errors import ToolMissing
 
 
@@ -84,13 +84,6 @@ def _binary_version(path: Path, args: tuple[str, ...], cache: Path | None) -> st
     version = lines[0].strip() if lines else "unknown"
     if store:
         known[token] = version
-        store.parent.mkdir(parents=True, exist_ok=True)
-        tmp = store.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
-        tmp.replace(store)
+        write_text_atomic(store, json.dumps(known, indent=1, sort_keys=True))
     return version
 
-
-PYTHON = Tool("python", "install Python 3.11 or newer", dist=None)
-UV = Tool("uv", "pip install uv", command="uv", dist="uv", required=False)
-BUILD = Tool("build", "pip install build", dist="build")
