@@ -38,6 +38,18 @@ def test_copy_vendors_a_verified_module(example: Callable[..., Path], gradient: 
     assert run.stdout.strip() == "hello, x"
 
 
+def test_copy_is_delivered_on_a_cached_rebuild_too(example: Callable[..., Path],
+                                                   gradient: Gradient) -> None:
+    toml = 'tier = "copy"\n[app]\nmodule = "greet.py"\n[tiers.copy]\ndest = "dist/vendored/"\n'
+    project = example("single-module", toml=toml)
+    assert gradient(project, "build").returncode == 0
+    (project / "dist/vendored/greet.py").unlink()  # dist/ is never a source: the next is a hit
+    again = gradient(project, "build")
+    assert again.returncode == 0, again.stderr
+    assert artifact_entry(project, "copy")["cached"]
+    assert (project / "dist/vendored/greet.py").read_bytes() == (project / "greet.py").read_bytes()
+
+
 def _module_project(example: Callable[..., Path], body: str, copy_table: str = "") -> Path:
     project = example("single-module", toml='tier = "copy"\n[app]\nmodule = "greet.py"\n'
                                             f'[tiers.copy]\n{copy_table}')

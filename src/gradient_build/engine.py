@@ -153,14 +153,14 @@ class Engine:
                                           {"name": self.project.name,
                                            "version": self.project.version}, ordered)
             self.emit(Event("promoted", None, str(self.out_dir), {"manifest": report.manifest}))
-        if any(not o.cached for o in report.outcomes.values()):
-            self.cache.prune(max_size())
             for node in nodes:
                 outcome = report.outcomes.get(node.id)
                 if outcome and outcome.verdict and outcome.verdict.ok:
                     for path in node.backend.deliver(node.options, outcome.entry.artifact,
                                                      self.project.root):
                         self.emit(Event("delivered", node.tier, str(path)))
+        if any(not o.cached for o in report.outcomes.values()):
+            self.cache.prune(max_size())
         return report
 
     def _run_node(self, node: Node, inputs: dict[str, Entry]) -> Outcome:
