@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 GRADIENT := $(VENV)/bin/gradient
-APT_PACKAGES := docker.io debootstrap
+APT_PACKAGES := docker.io debootstrap umoci runc
 export GRADIENT_CACHE_DIR ?= $(CURDIR)/.gradient-cache
 
 .PHONY: setup system venv dockerd demo test test-fast lint bench clean
@@ -12,7 +12,7 @@ setup: system venv dockerd
 
 # System tools the tiers run (Docker engine, debootstrap). Installed only when missing and root.
 system:
-	@missing=""; for t in dockerd debootstrap; do command -v $$t >/dev/null || missing=1; done; \
+	@missing=""; for t in dockerd debootstrap umoci runc; do command -v $$t >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \

@@ -234,7 +234,7 @@ def verify_image(ctx: VerifyContext, artifact: Artifact) -> Verdict:
     if client is None:
         return Verdict(True, check_cmd, 0, round(seconds, 3),
                        f"structure checked; the image was not run: {why}",
-                       {**summary, "runtime": "not available", "why": why})
+                       {**summary, "runtime": "not available"}, level="checked", why=why)
     return _run(ctx, artifact, client, checked, summary)
 
 

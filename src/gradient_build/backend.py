@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .tools import Tool
 
@@ -60,9 +60,17 @@ class Artifact:
         return cls(data["tier"], root, data["primary"], dict(data["roles"]), dict(data["meta"]))
 
 
+Level = Literal["ran", "checked"]
+
+
 @dataclass
 class Verdict:
-    """The outcome of running an artifact where it is going; the manifest records it."""
+    """The outcome of running an artifact where it is going; the manifest records it.
+
+    `level` says how far the proof went: "ran" (the artifact ran where it is going) or
+    "checked" (only its structure was checked, because nothing here can run it; `why` says
+    what was missing). Only a verdict that ran makes an artifact verified.
+    """
 
     ok: bool
     command: list[str]
@@ -70,9 +78,18 @@ class Verdict:
     seconds: float
     output: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    level: Level = "ran"
+    why: str = ""
+
+    @property
+    def verified(self) -> bool:
+        return self.ok and self.level == "ran"
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"} | self.extra
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("extra", "why")}
+        if self.why:
+            data["why"] = self.why
+        return data | self.extra
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Verdict:
@@ -159,6 +176,12 @@ class Backend:
     def tools_for(self, options: Any) -> tuple[Tool, ...]:
         """The tools a build with these options runs (part of the cache key)."""
         return self.tools
+
+    def verify_environment(self, options: Any) -> dict[str, Any]:
+        """What the verification would run on here (which container runtime answers, which
+        interpreters), part of the verification's cache key: a result proven with one runtime
+        is not replayed once another is there. Keep it cheap."""
+        return {}
 
     def build(self, ctx: BuildContext) -> Artifact:
         raise NotImplementedError

@@ -70,6 +70,10 @@ def build(
     out: Annotated[Path | None, typer.Option("--out", help="output dir (dist/gradient)")] = None,
     check_reproducible: Annotated[bool, typer.Option(
         "--check-reproducible", help="build twice without the cache and compare")] = False,
+    require_run: Annotated[bool | None, typer.Option(
+        "--require-run/--no-require-run",
+        help="fail a tier whose artifact could only be checked, not run (default: on when "
+             "CI is set)")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -91,8 +95,9 @@ def build(
                 renderer.show_reproducibility(results)
             raise typer.Exit(0 if all(r["identical"] for r in results.values()) else 1)
         with renderer:
-            report = session.engine(renderer.emit, jobs=jobs,
-                                    verify=not no_verify).build(wanted, skip_missing=all_tiers)
+            must_run = bool(os.environ.get("CI")) if require_run is None else require_run
+            report = session.engine(renderer.emit, jobs=jobs, verify=not no_verify,
+                                    require_run=must_run).build(wanted, skip_missing=all_tiers)
     except GradientError as err:
         _fail(err)
     if as_json:
@@ -133,14 +138,14 @@ def verify(tier: TierOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fa
                 if node.tier in wanted:
                     verdict = engine.verify_artifact(node, artifacts[node.tier], {
                         d: artifacts[d] for d in node.needs if d in artifacts})
-                    results[node.tier] = verdict.to_json() | {"verified": verdict.ok}
+                    results[node.tier] = verdict.to_json() | {"verified": verdict.verified}
     except GradientError as err:
         _fail(err)
     if as_json:
         print(json.dumps(results, indent=2))
     else:
         renderer.show_verdicts(results)
-    raise typer.Exit(0 if all(r["verified"] for r in results.values()) else 1)
+    raise typer.Exit(0 if all(r["ok"] for r in results.values()) else 1)
 
 
 @app.command()

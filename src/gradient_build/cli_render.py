@@ -81,7 +81,8 @@ class Renderer:
             line = self._line(event)
             if line and not self.quiet:
                 err_console.print(line)
-            if self.progress and tier and event.kind in ("verified", "failed", "skipped"):
+            if self.progress and tier and event.kind in ("verified", "checked", "failed",
+                                                          "skipped"):
                 self.progress.remove_task(self.tasks.pop(tier))
 
     def _line(self, event: Event) -> str | None:
@@ -98,6 +99,8 @@ class Renderer:
             runtime = event.data.get("runtime")
             note = f" (runtime {runtime})" if runtime else ""
             return f"{tier} [green]verified[/green] in {message}{note}"
+        if event.kind == "checked":
+            return f"{tier} [yellow]checked[/yellow] (not run: {message})"
         if event.kind == "failed":
             detail = escape(event.data.get("detail") or "")
             lines = "".join(f"\n    | {x}" for x in detail.splitlines()[-25:])
@@ -117,7 +120,9 @@ class Renderer:
             for item in manifest["artifacts"]:
                 if item["role"] != "artifact":
                     continue
+                level = (item.get("verify") or {}).get("level")
                 state = ("[green]verified[/green]" if item.get("verified")
+                         else "[yellow]checked[/yellow] " if level == "checked"
                          else "[yellow]built[/yellow]   ")
                 cached = " cached" if item.get("cached") else ""
                 out_console.print(f"  {state} {item['tier']:8} {item['path']} "
@@ -134,9 +139,10 @@ class Renderer:
 
     def show_verdicts(self, results: dict[str, Any]) -> None:
         for tier, verdict in results.items():
-            state = "[green]verified[/green]" if verdict["verified"] else "[red]FAILED[/red]"
-            out_console.print(f"{tier:8} {state} {' '.join(verdict.get('command', []))}")
-            if not verdict["verified"]:
+            state = ("[green]verified[/green]" if verdict["verified"]
+                     else "[yellow]checked[/yellow]" if verdict.get("ok") else "[red]FAILED[/red]")
+            out_console.print(f"{tier:8} {state} {escape(' '.join(verdict.get('command', [])))}")
+            if not verdict.get("ok"):
                 out_console.print(verdict.get("output", ""), markup=False)
 
     def show_reproducibility(self, results: dict[str, Any]) -> None:

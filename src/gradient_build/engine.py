@@ -51,9 +51,11 @@ class PlanItem:
 
 class Engine:
     def __init__(self, config: Config, project: Project, backends: dict[str, Any], cache: Cache,
-                 emit: Emit, out_dir: Path, *, jobs: int = 1, verify: bool = True) -> None:
+                 emit: Emit, out_dir: Path, *, jobs: int = 1, verify: bool = True,
+                 require_run: bool = False) -> None:
         self.config, self.project, self.backends, self.cache = config, project, backends, cache
         self.emit, self.out_dir, self.jobs, self.verify_enabled = emit, out_dir, jobs, verify
+        self.require_run = require_run
         epoch = project.sources.epoch if project.sources else 0
         self.env = tool_environment(cache.root, epoch)
         self.pid = project_id(project.root)
@@ -227,12 +229,20 @@ class Engine:
         if verdict is None:
             verdict = self.verify_artifact(node, entry.artifact,
                                            {d: e.artifact for d, e in inputs.items()})
-            if verdict.ok:
+            if verdict.verified:  # only a run is final: a check is redone once it can run
                 self.cache.store_verdict(key, vkey, verdict)
         if not verdict.ok:
             problem = verdict.extra.get("problem", "verification failed")
             raise VerifyFailed(f"{node.tier}: {problem}: {' '.join(verdict.command)}",
                                detail=verdict.output)
+        if not verdict.verified:
+            if self.require_run:
+                raise VerifyFailed(
+                    f"{node.tier}: checked but not run ({verdict.why}); a run is required "
+                    "(--require-run, the default when CI is set): provide what is missing, or "
+                    "pass --no-require-run to accept a structure check")
+            self.emit(Event("checked", node.tier, verdict.why, verdict.to_json()))
+            return verdict
         self.emit(Event("verified", node.tier, f"{verdict.seconds:.2f} s", verdict.to_json()))
         return verdict
 

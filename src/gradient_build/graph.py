@@ -97,7 +97,9 @@ def backend_identity(module_name: str, qualname: str) -> str:
 
 
 def verify_key(node: Node, config: Config, key: str) -> str:
-    return digest_of({"key": key, "verify": dataclasses.asdict(config.verify)})
+    """What a verification's result depends on: the artifact, the smoke, and what runs it."""
+    return digest_of({"key": key, "verify": dataclasses.asdict(config.verify),
+                      "environment": node.backend.verify_environment(node.options)})
 
 
 def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:

@@ -100,7 +100,7 @@ def _manifest(project_root: Path, out_dir: Path, project: dict[str, str],
                 "size": outcome.entry.digests[rel]["size"], "cached": outcome.cached,
             }
             if role == "artifact":
-                item["verified"] = bool(outcome.verdict and outcome.verdict.ok)
+                item["verified"] = bool(outcome.verdict and outcome.verdict.verified)
                 if outcome.verdict:
                     item["verify"] = outcome.verdict.to_json()
                 item.update({k: v for k, v in artifact.meta.items() if k not in item})

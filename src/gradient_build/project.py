@@ -111,9 +111,8 @@ def _module_project(root: Path, sources: SourceTree, config: Config) -> Project:
 
 
 def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> Project:
-    from build.env import DefaultIsolatedEnv
-
     from build import BuildBackendException, ProjectBuilder
+    from build.env import DefaultIsolatedEnv
 
     installer = "uv" if uv_path() else "pip"
     with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp:
