@@ -88,6 +88,39 @@ def test_copy_guarded_optional_import_is_fine(example: Callable[..., Path],
     assert gradient(_module_project(example, body), "build").returncode == 0
 
 
+def test_copy_is_verified_on_a_bare_python_not_gradients_own(example: Callable[..., Path],
+                                                             gradient: Gradient) -> None:
+    """rich is installed for gradient itself; a bare Python has no rich, so a copy that
+    imports it by name at import time (invisible to the AST check) must fail to verify."""
+    import rich  # noqa: F401  (the premise: gradient's environment has it)
+
+    body = 'import importlib\nconsole = importlib.import_module("rich.console")\n'
+    project = _module_project(example, body)
+    result = gradient(project, "build")
+    assert result.returncode == 1, result.stdout
+    assert "No module named 'rich'" in result.stderr
+    assert not (project / "dist").exists()
+
+
+def test_copy_version_branches_are_judged_by_the_real_import(example: Callable[..., Path],
+                                                             gradient: Gradient) -> None:
+    """The Python 2 branch is never taken on Python 3: only the real import can tell, and
+    it must not be flagged, even with lazy_imports = "warn"; nor told to set what is set."""
+    body = ('import sys\nif sys.version_info >= (3,):\n    import pickle\nelse:\n'
+            '    import cPickle as pickle\n    import ConfigParser\n\n'
+            'def greet(name):\n    return "hello, " + name\n\n'
+            'def serve():\n    import gevent\n    return gevent\n')
+    warned = _module_project(example, body, 'lazy_imports = "warn"\n')
+    result = gradient(warned, "build")
+    assert result.returncode == 0, result.stderr
+    assert "cPickle" not in result.stderr and "ConfigParser" not in result.stderr
+    failing = _module_project(example, body + "import attrs\n", 'lazy_imports = "warn"\n')
+    result = gradient(failing, "build")
+    assert result.returncode == 1
+    assert "imports 'attrs'" in result.stderr
+    assert 'set lazy_imports = "warn"' not in result.stderr
+
+
 def test_wheel_and_sdist_of_an_app_with_a_dependency(example: Callable[..., Path],
                                                      gradient: Gradient, tmp_path: Path) -> None:
     project = example("hello-app")

@@ -1,4 +1,12 @@
-"""The copy tier: vendor a module (and its LICENSE) into another project, proven stdlib-only."""
+"""The copy tier: vendor a module (and its LICENSE) into another project, proven stdlib-only.
+
+Two judges, each for what only it can see. The real import, in a throwaway virtual
+environment of the base interpreter (no third-party package at all, gradient's own included),
+proves the imports that run at import time, including those behind a version check or a
+`try: ... except ImportError:`. The AST check finds what the import cannot: third-party
+imports inside functions, which only run later, and unconditional module-level ones (named
+with their line, before the run).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ from gradient_build.errors import BuildFailed, ConfigError
 from gradient_build.events import Event
 from gradient_build.options import doc
 from gradient_build.project import Project
+from gradient_build.pyenv import fresh_venv
 from gradient_build.sandbox import minimal_env
 from gradient_build.smoke import entry_code
 
@@ -39,7 +48,7 @@ class ImportUse:
     module: str
     file: str
     line: int
-    kind: Literal["top", "lazy", "guarded"]
+    kind: Literal["top", "lazy", "conditional"]
 
 
 class CopyBackend(Backend):
@@ -87,25 +96,27 @@ class CopyBackend(Backend):
             ctx.emit(Event("warning", self.name, f"{use.file}:{use.line} imports {use.module} "
                                                  "inside a function (lazy_imports = \"warn\")"))
         if fatal:
-            listed = "; ".join(f"{u.file}:{u.line} imports {u.module!r}"
-                               + (" inside a function" if u.kind == "lazy" else "")
-                               for u in fatal)
-            raise BuildFailed(
-                f"copy: the module needs more than the standard library: {listed}. A copied "
-                "module must run on a bare Python; list lazy imports that are optional in "
-                "[tiers.copy] allow, or set lazy_imports = \"warn\"")
+            raise BuildFailed(_needs_more(fatal, options))
         place = ctx.sandbox.fresh_dir("gradient-copy-")
         for rel, _ in artifact.files():
             shutil.copy2(artifact.root / rel, place / rel)
+        # a bare Python: the base interpreter's stdlib and an empty site-packages, so nothing
+        # installed for gradient (or on the base interpreter) can satisfy an import
+        python, made = fresh_venv(ctx.sandbox, ctx.sandbox.fresh_dir("gradient-bare-") / "venv",
+                                  getattr(sys, "_base_executable", sys.executable))
+        if made.exit_code != 0:
+            verdict = ctx.smoke.judge(made)
+            verdict.extra["problem"] = "could not make a bare Python environment to run it in"
+            return verdict
         run_dir = ctx.sandbox.fresh_dir("gradient-run-")
         prelude = f"import sys; sys.path.insert(0, {str(place)!r})\n"
         smoke = ctx.smoke
         if smoke.runs_app:
             code = prelude + entry_code(smoke.entry or f"{sorted(own)[0]}:main",
                                         smoke.script or "app")
-            cmd = [sys.executable, "-I", "-c", code, *smoke.args]
+            cmd = [str(python), "-I", "-c", code, *smoke.args]
         else:
-            cmd = [sys.executable, "-I", "-c", prelude + smoke.python_code(sorted(own))]
+            cmd = [str(python), "-I", "-c", prelude + smoke.python_code(sorted(own))]
         result = ctx.sandbox.run(cmd, cwd=run_dir, env=minimal_env(), timeout=smoke.timeout)
         extra: dict[str, Any] = {"lazy_imports": [f"{u.file}:{u.line} {u.module}" for u in warned]}
         return smoke.judge(result, extra=extra if warned else None)
@@ -123,6 +134,19 @@ class CopyBackend(Backend):
             os.replace(tmp, dest / rel)
             placed.append(dest / rel)
         return placed
+
+
+def _needs_more(fatal: list[ImportUse], options: CopyOptions) -> str:
+    """Why the copy cannot ship, with only the ways out that are not already taken."""
+    listed = "; ".join(f"{u.file}:{u.line} imports {u.module!r}"
+                       + (" inside a function" if u.kind == "lazy" else "") for u in fatal)
+    ways = ["remove the import or make it optional (try: ... except ImportError:)"]
+    if any(u.kind == "lazy" for u in fatal):
+        ways.append("list optional lazy imports in [tiers.copy] allow")
+        if options.lazy_imports != "warn":
+            ways.append("set lazy_imports = \"warn\"")
+    return (f"copy: the module needs more than the standard library: {listed}. A copied "
+            f"module must run on a bare Python: {', or '.join(ways)}")
 
 
 def module_paths(root: Path, options: CopyOptions, app_module: str | None) -> list[Path]:
@@ -147,7 +171,7 @@ def third_party_imports(path: Path, own: set[str]) -> list[ImportUse]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: list[ImportUse] = []
 
-    def visit(node: ast.AST, lazy: bool, guarded: bool) -> None:
+    def visit(node: ast.AST, lazy: bool, guarded: bool, conditional: bool) -> None:
         if isinstance(node, ast.Import | ast.ImportFrom):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module] if node.level == 0 and node.module else [])
@@ -155,8 +179,10 @@ def third_party_imports(path: Path, own: set[str]) -> list[ImportUse]:
                 top = name.split(".")[0]
                 if top in sys.stdlib_module_names or top in own or top == "__future__":
                     continue
-                kind: Literal["top", "lazy", "guarded"] = (
-                    "guarded" if guarded else "lazy" if lazy else "top")
+                if guarded:
+                    continue  # optional by design (try: ... except ImportError:)
+                kind: Literal["top", "lazy", "conditional"] = (
+                    "lazy" if lazy else "conditional" if conditional else "top")
                 found.append(ImportUse(top, path.name, node.lineno, kind))
             return
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
@@ -165,19 +191,25 @@ def third_party_imports(path: Path, own: set[str]) -> list[ImportUse]:
             catches = {n.id for h in node.handlers for n in ast.walk(h.type or ast.Name(
                 "BaseException")) if isinstance(n, ast.Name)}
             for stmt in node.body:
-                visit(stmt, lazy, guarded or bool(catches & OPTIONAL_GUARDS))
+                visit(stmt, lazy, guarded or bool(catches & OPTIONAL_GUARDS), conditional)
             for rest in (*node.handlers, *node.orelse, *node.finalbody):
-                visit(rest, lazy, guarded)
+                visit(rest, lazy, guarded, conditional)
             return
         if isinstance(node, ast.If) and _is_type_checking(node.test):
             for stmt in node.orelse:
-                visit(stmt, lazy, guarded)
+                visit(stmt, lazy, guarded, conditional)
+            return
+        if isinstance(node, ast.If) and not lazy:
+            # a module-level branch (`if sys.version_info >= (3,): ... else: import cPickle`)
+            # runs or not at import time: the real import is its judge, not the AST
+            for child in ast.iter_child_nodes(node):
+                visit(child, lazy, guarded, True)
             return
         for child in ast.iter_child_nodes(node):
-            visit(child, lazy, guarded)
+            visit(child, lazy, guarded, conditional)
 
-    visit(tree, False, False)
-    return [u for u in found if u.kind != "guarded"]
+    visit(tree, False, False, False)
+    return [u for u in found if u.kind != "conditional"]
 
 
 def _is_type_checking(test: ast.expr) -> bool:

@@ -9,8 +9,16 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-NEVER = {".git", ".hg", ".svn", ".venv", "venv", "dist", "build", "__pycache__", ".tox", ".nox",
-         ".mypy_cache", ".pytest_cache", ".ruff_cache", ".gradient", "node_modules", ".eggs"}
+# Caches and VCS data: never a source, wherever they are.
+ANYWHERE = {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".mypy_cache", ".pytest_cache",
+            ".ruff_cache"}
+# Output and environment folders at the top of the project. Below the root these names are
+# ordinary package folders (`src/app/build/`), and a file git tracks is always a source.
+TOP_LEVEL = {".venv", "venv", "dist", "build", ".gradient", ".gradient-cache", "node_modules",
+             ".eggs"}
+# The fallback SOURCE_DATE_EPOCH outside a VCS: a date fixed by content (none), never a file's
+# mtime, so two unpacked copies of one sdist build the same bytes. 1980-01-01, zip's first day.
+FIXED_EPOCH = 315532800
 
 
 @dataclass
@@ -19,6 +27,7 @@ class SourceTree:
     files: dict[str, str]
     digest: str
     epoch: int
+    epoch_source: str = "fixed"
 
     def copy_to(self, dest: Path) -> Path:
         """A copy of exactly these files, so builds never write into the user's tree."""
@@ -31,24 +40,43 @@ class SourceTree:
 
 def _skip(rel: str) -> bool:
     parts = rel.split("/")
-    return any(p in NEVER or p.endswith(".egg-info") for p in parts) or rel.endswith(".pyc")
+    return (parts[0] in TOP_LEVEL or rel.endswith(".pyc")
+            or any(p in ANYWHERE or p.endswith(".egg-info") for p in parts))
+
+
+def _git_files(root: Path) -> list[str] | None:
+    """Tracked files (always sources) and untracked ones git does not ignore (unless they are
+    outputs or caches), or None outside a git work tree."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "-t", "-c", "-o", "--exclude-standard",
+             "--", "."], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    found: set[str] = set()
+    for item in proc.stdout.decode().split("\0"):
+        tag, _, name = item.partition(" ")
+        if not name or not (root / name).is_file():
+            continue
+        if tag == "?" and _skip(name):  # untracked: leave outputs and caches out
+            continue
+        found.add(name)
+    return sorted(found)
 
 
 def list_files(root: Path) -> list[str]:
-    """Files not ignored by git (when `root` is in a work tree), else every file but caches."""
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "-c", "-o", "--exclude-standard", "--", "."],
-            capture_output=True, timeout=60,
-        )
-        if proc.returncode == 0:
-            names = [n for n in proc.stdout.decode().split("\0") if n]
-            return sorted(n for n in names if not _skip(n) and (root / n).is_file())
-    except (OSError, subprocess.TimeoutExpired):
-        pass
+    """Files not ignored by git (when `root` is in a work tree), else every file but caches
+    and the top-level output folders."""
+    tracked = _git_files(root)
+    if tracked is not None:
+        return tracked
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in NEVER and not d.endswith(".egg-info")]
+        top = os.path.samefile(dirpath, root)
+        dirnames[:] = [d for d in dirnames if d not in ANYWHERE and not d.endswith(".egg-info")
+                       and not (top and d in TOP_LEVEL)]
         for name in filenames:
             rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
             if not _skip(rel):
@@ -70,19 +98,21 @@ def scan(root: Path) -> SourceTree:
     total = hashlib.sha256()
     for rel, digest in files.items():
         total.update(f"{rel}\0{digest}\n".encode())
-    return SourceTree(root, files, total.hexdigest(), source_date_epoch(root, rels))
+    epoch, where = source_date_epoch(root)
+    return SourceTree(root, files, total.hexdigest(), epoch, where)
 
 
-def source_date_epoch(root: Path, rels: list[str]) -> int:
-    """SOURCE_DATE_EPOCH if set, else the last commit's time, else the newest source mtime."""
+def source_date_epoch(root: Path) -> tuple[int, str]:
+    """(SOURCE_DATE_EPOCH, where it came from): the variable if set, else the last commit's
+    time, else a fixed date. Never a file's mtime: content alone decides the bytes."""
     if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
-        return int(os.environ["SOURCE_DATE_EPOCH"])
+        return int(os.environ["SOURCE_DATE_EPOCH"]), "the SOURCE_DATE_EPOCH variable"
     try:
-        proc = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%ct", "--", "."],
-                              capture_output=True, text=True, timeout=30)
-        if proc.returncode == 0 and proc.stdout.strip().isdigit():
-            return int(proc.stdout.strip())
+        proc = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%ct %h", "--",
+                               "."], capture_output=True, text=True, timeout=30)
+        stamp, _, commit = proc.stdout.strip().partition(" ")
+        if proc.returncode == 0 and stamp.isdigit():
+            return int(stamp), f"the last commit ({commit})"
     except (OSError, subprocess.TimeoutExpired):
         pass
-    mtimes = [int((root / rel).stat().st_mtime) for rel in rels]
-    return max(mtimes, default=315532800)
+    return FIXED_EPOCH, "fixed: no version control here (1980-01-01)"
