@@ -48,6 +48,7 @@ class SdistBackend(Backend):
     )
     needs = frozenset({"python", "downloads"})
     Options = SdistOptions
+    ships_config = True  # the sdist holds gradient.toml itself
 
     def skip(self, project: Project, config: Config, options: Any) -> str | None:
         return None if project.buildable else "the project has no pyproject.toml or setup.py"

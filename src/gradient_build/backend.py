@@ -155,6 +155,9 @@ class Backend:
     tools: ClassVar[tuple[Tool, ...]] = ()
     Options: ClassVar[type[Any]] = NoOptions
     uses_sources: ClassVar[bool] = True
+    ships_config: ClassVar[bool] = False
+    """The artifact carries gradient.toml's text (an sdist holds every source file), so the
+    file is part of its key; for every other tier only the options it reads are."""
     cost: ClassVar[float] = 1.0
     """Seconds a build usually takes, until this machine has timed one: longest starts first."""
     needs: ClassVar[frozenset[str]] = frozenset()

@@ -156,7 +156,7 @@ def plan(tier: TierOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fals
 
     try:
         session = _session(config)
-        items = session.engine().plan(_wanted(session, tier, all_tiers))
+        items = session.engine().plan(_wanted(session, tier, all_tiers), skip_missing=all_tiers)
     except GradientError as err:
         _fail(err)
     data = [{"node": i.node.id, "needs": list(i.node.needs), "status": i.status,

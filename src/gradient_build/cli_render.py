@@ -169,7 +169,8 @@ def show_plan(items: list[dict[str, Any]]) -> None:
     for col in ("node", "needs", "status", "why"):
         table.add_column(col)
     for item in items:
-        status = "[green]hit[/green]" if item["status"] == "hit" else "[yellow]miss[/yellow]"
+        status = {"hit": "[green]hit[/green]", "skip": "[dim]skip[/dim]"}.get(
+            item["status"], "[yellow]miss[/yellow]")
         why = "; ".join(item["reasons"][:4])
         if item["missing"]:
             why = f"[red]missing[/red] {'; '.join(item['missing'])}" + (f"; {why}" if why else "")

@@ -49,6 +49,18 @@ class PlanItem:
     missing: list[str]
 
 
+def _why_not(dep: str, report: Report) -> str:
+    """Why a dependency gave nothing to build on, in the words of what happened to it."""
+    if dep in report.skipped:
+        return "was skipped"
+    failure = report.failures[dep]
+    if isinstance(failure, VerifyFailed):
+        return "built but failed its verification"
+    if isinstance(failure, ToolMissing):
+        return "cannot build here (a tool is missing)"
+    return "failed to build"
+
+
 class Engine:
     def __init__(self, config: Config, project: Project, backends: dict[str, Any], cache: Cache,
                  emit: Emit, out_dir: Path, *, jobs: int = 1, verify: bool = True,
@@ -71,13 +83,23 @@ class Engine:
         return [f"{t.name}: {t.get}" for t in node.backend.tools_for(node.options)
                 if t.required and not t.present()]
 
-    def plan(self, tiers: list[str]) -> list[PlanItem]:
-        """For each node: hit, miss (with why), or waiting on a dependency that will rebuild."""
+    def plan(self, tiers: list[str], *, skip_missing: bool = False) -> list[PlanItem]:
+        """For each node: hit, miss (with why), or waiting on a dependency that will rebuild;
+        with `skip_missing` (what `--all` builds), "skip" where the build would skip it."""
         items: list[PlanItem] = []
         digests: dict[str, str | None] = {}
+        skipped: set[str] = set()
         for node in self.nodes(tiers):
             tools = self._tool_versions(node)
             missing = self._missing(node)
+            reason = node.backend.skip(self.project, self.config, node.options)
+            blocked = [d for d in node.needs if d in skipped]
+            if skip_missing and (reason or missing or blocked):
+                why = reason or (f"missing {'; '.join(missing)}" if missing else
+                                 f"needs {', '.join(blocked)}, which is skipped")
+                items.append(PlanItem(node, "skip", [why], tools, missing))
+                skipped.add(node.id)
+                continue
             consumed = {d: digests.get(d) for d in node.needs}
             if any(v is None for v in consumed.values()):
                 waits = [d for d, v in consumed.items() if v is None]
@@ -107,7 +129,8 @@ class Engine:
                 for node in list(pending.values()):
                     blocked = [d for d in node.needs if d in report.failures or d in report.skipped]
                     if blocked:
-                        report.skipped[node.id] = f"needs {', '.join(blocked)}, which did not build"
+                        report.skipped[node.id] = "needs " + "; ".join(
+                            f"{d}, which {_why_not(d, report)}" for d in blocked)
                         self.emit(Event("skipped", node.tier, report.skipped[node.id]))
                         del pending[node.id]
                         continue
@@ -172,6 +195,8 @@ class Engine:
         key = digest_of(record)
         entry = self.cache.lookup(key)
         cached = entry is not None
+        if entry is not None:
+            self._check_artifact(node, entry.artifact)  # the [secrets] of this run decide
         if entry is None:
             reasons = explain(self.cache.last_inputs(self.pid, node.id), record)
             self.emit(Event("start", node.tier, "building", {"reasons": reasons}))
@@ -188,6 +213,7 @@ class Engine:
     def _build_node(self, node: Node, key: str, record: dict[str, Any],
                     inputs: dict[str, Entry]) -> Entry:
         work = self.cache.work_dir(node.tier)
+        ok = False
         try:
             out = work / "out"
             out.mkdir()
@@ -198,11 +224,28 @@ class Engine:
             ctx.work.mkdir()
             artifact = node.backend.build(ctx)
             self._check_artifact(node, artifact)
-            return self.cache.store(key, artifact, record)
+            stored = self.cache.store(key, artifact, record)
+            self._scan_marker(stored.artifact).touch()
+            ok = True
+            return stored
+        except Exception as exc:
+            kept = f"the build's work directory is kept for you to look inside: {work}"
+            if isinstance(exc, GradientError):
+                exc.detail = (f"{exc.detail}\n" if exc.detail else "") + kept
+                exc.kept = work
+            else:
+                exc.add_note(kept)
+            raise
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if ok:
+                shutil.rmtree(work, ignore_errors=True)
 
     def _check_artifact(self, node: Node, artifact: Artifact) -> None:
+        """The secret scan under this run's [secrets]; remembered per allow-list, so a cache
+        hit is scanned again only when the allow-list changed."""
+        marker = self._scan_marker(artifact)
+        if marker.exists():
+            return
         from .scan import scan_file  # its patterns compile on import; only a miss needs them
 
         clean = self.cache.clean_archives()
@@ -214,12 +257,24 @@ class Engine:
             findings = scan_file(rel, str(path), self.config.secrets.allow, clean)
             if findings:
                 listed = "; ".join(f"{f.what} at {f.where}" for f in findings[:5])
-                raise SecretFound(
-                    f"{node.tier}: refusing to ship {listed}. Remove it from the project, or "
-                    "add it to .gitignore (builds only see files git does not ignore), or let it "
-                    "through with [secrets] allow = [\"PATTERN\"] in gradient.toml")
+                raise SecretFound(f"{node.tier}: refusing to ship {listed}. {self._ways_out()}")
         if len(clean) > known:
             self.cache.remember_clean_archives(clean)
+        if artifact.root.parent.is_relative_to(self.cache.root / "objects"):
+            marker.touch()
+
+    def _scan_marker(self, artifact: Artifact) -> Path:
+        """Beside a cached entry: it passed the scan under this [secrets] allow-list."""
+        return artifact.root.parent / f"scanned-{digest_of(self.config.secrets.allow)[:16]}"
+
+    def _ways_out(self) -> str:
+        """How to stop shipping a file, in this project's terms (.gitignore only works in git)."""
+        hide = ("add it to .gitignore (builds only see files git does not ignore)"
+                if self.project.sources and self.project.sources.in_git else
+                "exclude it from the package in your build backend's settings (this project is "
+                "not in a git work tree, so .gitignore does not apply)")
+        return (f"Remove it from the project, or {hide}, or let it through with "
+                "[secrets] allow = [\"PATTERN\"] in gradient.toml")
 
 
     def _verify_node(self, node: Node, key: str, entry: Entry,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class GradientError(Exception):
     """Base class: a message a user can act on, and the exit code it means."""
@@ -12,6 +14,8 @@ class GradientError(Exception):
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.kept: Path | None = None
+        """A failed build's work directory, kept for the user to look inside."""
 
 
 class ConfigError(GradientError):

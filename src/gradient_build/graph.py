@@ -66,21 +66,30 @@ def key_inputs(node: Node, project: Project, config: Config, consumed: dict[str,
                tool_versions: dict[str, str | None]) -> dict[str, Any]:
     """Everything that can change a node's output; its digest is the node's cache key."""
     sources = project.sources
+    files = dict(sources.files) if sources and node.backend.uses_sources else {}
+    if not node.backend.ships_config:  # [verify], [secrets]: they key the checks, not the build
+        files.pop(_config_rel(config, project), None)
     return {
         "gradient": __version__,
         "backend": backend_identity(type(node.backend).__module__,
                                     type(node.backend).__qualname__),
         "node": node.id,
         "python": sys.version.split()[0],
-        "sources": dict(sources.files) if sources and node.backend.uses_sources else {},
+        "sources": files,
         "epoch": sources.epoch if sources else 0,
         "options": as_dict(node.options),
         "app": dataclasses.asdict(config.app),
-        "secrets": list(config.secrets.allow),
         "tools": tool_versions,
         "inputs": consumed,
         "extra": node.backend.key_extra(node.options, project.root),
     }
+
+
+def _config_rel(config: Config, project: Project) -> str:
+    try:
+        return config.path.resolve().relative_to(project.root.resolve()).as_posix()
+    except ValueError:
+        return config.path.name
 
 
 @functools.cache
@@ -119,8 +128,7 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
         before, after = old.get("tools", {}).get(name), new.get("tools", {}).get(name)
         if before != after:
             reasons.append(f"{name} {before} -> {after}")
-    for section, label in (("options", "[tiers] options"), ("app", "[app]"),
-                           ("secrets", "[secrets]")):
+    for section, label in (("options", "[tiers] options"), ("app", "[app]")):
         if old.get(section) != new.get(section):
             changed = _changed_keys(old.get(section), new.get(section))
             reasons.append(f"{label} changed: {', '.join(changed)}" if changed else

@@ -28,6 +28,7 @@ class SourceTree:
     digest: str
     epoch: int
     epoch_source: str = "fixed"
+    in_git: bool = False
 
     def copy_to(self, dest: Path) -> Path:
         """A copy of exactly these files, so builds never write into the user's tree."""
@@ -66,12 +67,8 @@ def _git_files(root: Path) -> list[str] | None:
     return sorted(found)
 
 
-def list_files(root: Path) -> list[str]:
-    """Files not ignored by git (when `root` is in a work tree), else every file but caches
-    and the top-level output folders."""
-    tracked = _git_files(root)
-    if tracked is not None:
-        return tracked
+def _walk(root: Path) -> list[str]:
+    """Outside git: every file but caches and the top-level output folders."""
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         top = os.path.samefile(dirpath, root)
@@ -93,13 +90,15 @@ def file_digest(path: Path) -> str:
 
 
 def scan(root: Path) -> SourceTree:
-    rels = list_files(root)
+    """The files the build backend would see (git's view where there is one), and their date."""
+    tracked = _git_files(root)
+    rels = tracked if tracked is not None else _walk(root)
     files = {rel: file_digest(root / rel) for rel in rels}
     total = hashlib.sha256()
     for rel, digest in files.items():
         total.update(f"{rel}\0{digest}\n".encode())
     epoch, where = source_date_epoch(root)
-    return SourceTree(root, files, total.hexdigest(), epoch, where)
+    return SourceTree(root, files, total.hexdigest(), epoch, where, tracked is not None)
 
 
 def source_date_epoch(root: Path) -> tuple[int, str]:
