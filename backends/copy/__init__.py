@@ -138,8 +138,15 @@ class CopyBackend(Backend):
 
 def _needs_more(fatal: list[ImportUse], options: CopyOptions) -> str:
     """Why the copy cannot ship, with only the ways out that are not already taken."""
-    listed = "; ".join(f"{u.file}:{u.line} imports {u.module!r}"
-                       + (" inside a function" if u.kind == "lazy" else "") for u in fatal)
+    by_module: dict[str, list[ImportUse]] = {}
+    for use in fatal:
+        by_module.setdefault(use.module, []).append(use)
+    shown = [f"{uses[0].file}:{uses[0].line} imports {name!r}"
+             + (" inside a function" if uses[0].kind == "lazy" else "")
+             + (f" (and {len(uses) - 1} more places)" if len(uses) > 1 else "")
+             for name, uses in list(by_module.items())[:8]]
+    more = len(by_module) - len(shown)
+    listed = "; ".join(shown) + (f"; and {more} more modules" if more > 0 else "")
     ways = ["remove the import or make it optional (try: ... except ImportError:)"]
     if any(u.kind == "lazy" for u in fatal):
         ways.append("list optional lazy imports in [tiers.copy] allow")

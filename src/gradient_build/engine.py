@@ -288,8 +288,8 @@ class Engine:
                 self.cache.store_verdict(key, vkey, verdict)
         if not verdict.ok:
             problem = verdict.extra.get("problem", "verification failed")
-            raise VerifyFailed(f"{node.tier}: {problem}: {' '.join(verdict.command)}",
-                               detail=verdict.output)
+            ran = f": {' '.join(verdict.command)}" if verdict.command else ""
+            raise VerifyFailed(f"{node.tier}: {problem}{ran}", detail=verdict.output)
         if not verdict.verified:
             if self.require_run:
                 raise VerifyFailed(
@@ -313,8 +313,8 @@ class Engine:
         try:
             verdict = node.backend.verify(ctx, artifact)
         except GradientError as exc:
-            verdict = Verdict(False, [], None, time.monotonic() - started,
-                              tail(exc.detail or exc.message), {"problem": exc.message})
+            verdict = Verdict(False, [], None, time.monotonic() - started, tail(exc.detail),
+                              {"problem": exc.message.removeprefix(f"{node.tier}: ")})
         finally:
             sandbox.cleanup()
         verdict.extra.setdefault("isolation", sandbox.isolation)
