@@ -133,15 +133,18 @@ class Cache:
         (staging / "artifact.json").write_text(json.dumps(
             {"artifact": stored.to_json(), "digests": digests}, indent=1))
         final = self._entry_dir(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(staging, final)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-        found = self.lookup(key)
-        if found is None:
-            raise OSError(f"cache entry {final} vanished while it was being written")
-        return found
+        for _attempt in range(5):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(staging, final)
+            except OSError:  # another process stored it first: use theirs, if still there
+                found = self.lookup(key)
+                if found is not None:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    return found
+                continue  # evicted between their rename and our lookup: try ours again
+            return Entry(key, Artifact.from_json(final / "out", stored.to_json()), digests)
+        raise OSError(f"cache entry {final} kept vanishing while it was being written")
 
     def verdict(self, key: str, verify_key: str) -> Verdict | None:
         path = self._entry_dir(key) / f"verify-{verify_key}.json"
