@@ -37,14 +37,20 @@ def test_build_json_and_json_logs(example: Callable[..., Path], gradient: Gradie
     assert {"built", "verified"} <= {e["kind"] for e in events}
 
 
-def test_clean_removes_outputs_and_cache(example: Callable[..., Path], gradient: Gradient,
-                                         tmp_path: Path) -> None:
+def test_clean_removes_outputs_and_own_entries_and_cache_removes_all(
+        example: Callable[..., Path], gradient: Gradient, tmp_path: Path) -> None:
     project = example("single-module")
     cache = tmp_path / "c"
     assert gradient(project, "build", cache_dir=cache).returncode == 0
     assert (project / "dist/gradient").exists() and cache.exists()
-    assert gradient(project, "clean", cache_dir=cache).returncode == 0
-    assert not (project / "dist/gradient").exists() and not cache.exists()
+    cleaned = gradient(project, "clean", cache_dir=cache)
+    assert cleaned.returncode == 0
+    assert "removed 1 cache entries of this project" in cleaned.stdout
+    assert not (project / "dist/gradient").exists() and not list(cache.glob("objects/*/*"))
+    assert gradient(project, "build", cache_dir=cache).returncode == 0
+    everything = gradient(project, "clean", "--cache", cache_dir=cache)
+    assert everything.returncode == 0 and not cache.exists()
+    assert f"removed {cache}" in everything.stdout and "B)" in everything.stdout
 
 
 def test_help_and_bad_usage(tmp_path: Path, gradient: Gradient) -> None:

@@ -16,6 +16,7 @@ from gradient_build.errors import BuildFailed
 from gradient_build.options import doc
 from gradient_build.project import Project
 from gradient_build.pyenv import (
+    PIP,
     fetch_wheelhouse,
     pep517_build,
     runtime_requirements,
@@ -45,6 +46,7 @@ class SdistBackend(Backend):
         Tool("build", "pip install build", dist="build"),
         Tool("uv", "pip install uv (optional: a faster frontend)", command="uv", dist="uv",
              required=False),
+        PIP,  # the wheelhouse of build requirements is fetched with `python -m pip wheel`
     )
     needs = frozenset({"python", "downloads"})
     Options = SdistOptions

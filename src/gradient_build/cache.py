@@ -2,7 +2,9 @@
 
 An entry is written completely in a private temp directory and renamed into place; the
 first process to rename wins and the others discard their copy, so readers never see a
-half entry and no lock is needed.
+half entry and no lock is needed. Eviction is the same in reverse: an entry is renamed
+into trash/ (atomic) before it is deleted, a lookup that finds it gone is a miss, and
+entries used in the last few minutes are not evicted (another build may be promoting them).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +75,7 @@ class Entry:
 
 
 def _unchanged(path: Path, recorded: dict[str, Any]) -> bool:
-    """Promoted files are hard links into the cache: a stat check tells if one was edited."""
+    """A stat check that the entry's file is as stored (a cheap guard against edits)."""
     try:
         stat = path.stat()
     except OSError:
@@ -93,16 +96,29 @@ class Cache:
         return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.root / "tmp"))
 
     def lookup(self, key: str) -> Entry | None:
+        """The entry under `key`, or None: also when another process is evicting it."""
         entry = self._entry_dir(key)
-        meta = entry / "artifact.json"
-        if not meta.exists():
+        try:
+            data = json.loads((entry / "artifact.json").read_text())
+            if not all(_unchanged(entry / "out" / rel, d) for rel, d in data["digests"].items()):
+                self._discard(entry)  # edited in place: never hand it out again
+                return None
+            os.utime(entry)
+        except (FileNotFoundError, NotADirectoryError, ValueError):
             return None
-        data = json.loads(meta.read_text())
-        if not all(_unchanged(entry / "out" / rel, d) for rel, d in data["digests"].items()):
-            shutil.rmtree(entry, ignore_errors=True)  # written to through a hard link in dist/
-            return None
-        os.utime(entry)
         return Entry(key, Artifact.from_json(entry / "out", data["artifact"]), data["digests"])
+
+    def _discard(self, entry: Path) -> bool:
+        """Rename `entry` into trash/ and delete it there; False if someone else got it first."""
+        trash = self.root / "trash"
+        trash.mkdir(parents=True, exist_ok=True)
+        doomed = trash / f"{entry.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(entry, doomed)
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(doomed, ignore_errors=True)
+        return True
 
     def store(self, key: str, artifact: Artifact, inputs: dict[str, Any]) -> Entry:
         """Move `artifact.root` into the store under `key` and return the stored entry."""
@@ -117,15 +133,18 @@ class Cache:
         (staging / "artifact.json").write_text(json.dumps(
             {"artifact": stored.to_json(), "digests": digests}, indent=1))
         final = self._entry_dir(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(staging, final)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-        found = self.lookup(key)
-        if found is None:
-            raise OSError(f"cache entry {final} vanished while it was being written")
-        return found
+        for _attempt in range(5):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(staging, final)
+            except OSError:  # another process stored it first: use theirs, if still there
+                found = self.lookup(key)
+                if found is not None:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    return found
+                continue  # evicted between their rename and our lookup: try ours again
+            return Entry(key, Artifact.from_json(final / "out", stored.to_json()), digests)
+        raise OSError(f"cache entry {final} kept vanishing while it was being written")
 
     def verdict(self, key: str, verify_key: str) -> Verdict | None:
         path = self._entry_dir(key) / f"verify-{verify_key}.json"
@@ -139,7 +158,35 @@ class Cache:
         return json.loads(path.read_text()) if path.exists() else None
 
     def record_inputs(self, project_id: str, node: str, inputs: dict[str, Any]) -> None:
+        """Remember what `node` was keyed on, and that its entry (key: their digest) is
+        this project's, so `gradient clean` can remove exactly the project's own entries."""
         self._write(self.root / "records" / project_id / f"{node}.json", inputs)
+        with self._timing_lock:
+            keys = self.project_keys(project_id)
+            keys[node] = sorted({*keys.get(node, []), digest_of(inputs)})
+            self._write(self.root / "records" / project_id / "keys.json", keys)
+
+    def project_keys(self, project_id: str) -> dict[str, list[str]]:
+        """By node: the cache keys this project has stored or used."""
+        try:
+            data: dict[str, list[str]] = json.loads(
+                (self.root / "records" / project_id / "keys.json").read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def forget_project(self, project_id: str) -> tuple[int, int]:
+        """Remove the project's own entries and records; (entries removed, bytes freed)."""
+        removed = freed = 0
+        for key in {k for keys in self.project_keys(project_id).values() for k in keys}:
+            entry = self._entry_dir(key)
+            size = _tree_size(entry)
+            if self._discard(entry):
+                removed, freed = removed + 1, freed + size
+        records = self.root / "records" / project_id
+        freed += _tree_size(records)
+        shutil.rmtree(records, ignore_errors=True)
+        return removed, freed
 
     def timings(self, project_id: str) -> dict[str, float]:
         """Seconds each node's last build took: the scheduler starts the longest first."""
@@ -169,25 +216,58 @@ class Cache:
         write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
     def size(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        return _tree_size(self.root)
 
-    def prune(self, max_bytes: int) -> int:
-        """Drop the least recently used entries until the objects fit in `max_bytes`."""
+    def prune(self, max_bytes: int, *, grace: float = 900) -> int:
+        """Drop the least recently used entries until the objects fit in `max_bytes`.
+
+        Entries used in the last `grace` seconds stay: another build may be about to
+        promote them. Anything may vanish under a concurrent prune: that is not an error.
+        """
         objects = self.root / "objects"
-        entries = sorted(objects.glob("*/*"), key=lambda p: p.stat().st_mtime)
-        sizes = {e: sum(f.stat().st_size for f in e.rglob("*") if f.is_file()) for e in entries}
+        stamps = {e: _mtime(e) for e in (objects.glob("*/*") if objects.exists() else [])}
+        entries = sorted((e for e, t in stamps.items() if t is not None),
+                         key=lambda e: stamps[e] or 0.0)
+        sizes = {e: _tree_size(e) for e in entries}
         total, removed = sum(sizes.values()), 0
+        recent = time.time() - grace
         for entry in entries:
             if total <= max_bytes:
                 break
-            shutil.rmtree(entry, ignore_errors=True)
+            if (stamps[entry] or 0.0) > recent:
+                continue
+            if self._discard(entry):
+                removed += 1
             total -= sizes[entry]
-            removed += 1
         stale = time.time() - 24 * 3600
-        for tmp in (self.root / "tmp").glob("*") if (self.root / "tmp").exists() else []:
-            if tmp.stat().st_mtime < stale:
-                shutil.rmtree(tmp, ignore_errors=True)
+        for scratch in ("tmp", "trash"):
+            for tmp in (self.root / scratch).glob("*") if (self.root / scratch).exists() else []:
+                stamp = _mtime(tmp)
+                if stamp is not None and (scratch == "trash" or stamp < stale):
+                    shutil.rmtree(tmp, ignore_errors=True)
         return removed
 
-    def clear(self) -> None:
+    def clear(self) -> int:
+        """Remove the whole cache (every project's entries, tools, bases); bytes freed."""
+        freed = _tree_size(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
+        return freed
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes in the files under `path`, counting none that vanish while it is walked."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total

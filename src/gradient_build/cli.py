@@ -5,50 +5,96 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from .errors import ConfigError, GradientError
+from .errors import ConfigError, GradientError, Stopped
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build a Python project along the packaging gradient, and prove each "
                        "artifact runs where it is going.")
 
-_state: dict[str, Any] = {}
+_state: dict[str, Any] = {"log_format": "human", "verbose": False}
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="gradient.toml to use")]
 TierOpt = Annotated[list[str] | None, typer.Option("--tier", "-t", help="tier to act on")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print a machine-readable result")]
+RequireRunOpt = Annotated[bool | None, typer.Option(
+    "--require-run/--no-require-run",
+    help="fail a tier whose artifact could only be checked, not run (default: on when "
+         "CI is set)")]
+
+# Options of the group that may also follow the command: main() moves them in front.
+GLOBAL_VALUED = ("--cache-dir", "--config", "--log-format")
+GLOBAL_FLAGS = ("--verbose", "-v")
 
 
 @app.callback()
 def _main(
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", envvar="GRADIENT_CACHE_DIR",
                                                     help="where gradient keeps its cache")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="gradient.toml to use")] = None,
     log_format: Annotated[str | None, typer.Option(
         "--log-format", help="'human' or 'json' (json lines; the default when CI is set)")] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="show tracebacks of internal errors")] = False,
 ) -> None:
+    """Global options go before or after the command."""
     _state["cache_dir"] = cache_dir
+    _state["config"] = config
+    _state["verbose"] = verbose
     fmt = log_format or ("json" if os.environ.get("CI") else "human")
     if fmt not in ("human", "json"):
         _fail(ConfigError(f"--log-format must be 'human' or 'json', not {fmt!r}"))
     _state["log_format"] = fmt
 
 
+def hoist_globals(args: list[str]) -> list[str]:
+    """Typer reads a group's options only before the command: move them there."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in GLOBAL_FLAGS or any(arg.startswith(f"{o}=") for o in GLOBAL_VALUED):
+            front.append(arg)
+        elif arg in GLOBAL_VALUED and i + 1 < len(args):
+            front += [arg, args[i + 1]]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def _fail(err: GradientError) -> NoReturn:
     from .cli_render import error_text
 
-    sys.stderr.write(error_text(err))
+    sys.stderr.write(error_text(err, _state["verbose"]))
     raise typer.Exit(err.exit_code)
 
 
-def _session(config: Path | None, out: Path | None = None) -> Any:
+def _session(out: Path | None = None) -> Any:
     from .api import open_project
 
-    return open_project(config, cache_dir=_state.get("cache_dir"), out_dir=out)
+    return open_project(_state.get("config"), cache_dir=_state.get("cache_dir"), out_dir=out)
+
+
+def _renderer(quiet: bool) -> Any:
+    from .cli_render import Renderer
+
+    return Renderer(_state["log_format"], quiet=quiet, verbose=_state["verbose"])
+
+
+def _must_run(require_run: bool | None) -> bool:
+    return bool(os.environ.get("CI")) if require_run is None else require_run
 
 
 def _wanted(session: Any, tiers: list[str] | None, all_tiers: bool) -> list[str]:
@@ -70,20 +116,14 @@ def build(
     out: Annotated[Path | None, typer.Option("--out", help="output dir (dist/gradient)")] = None,
     check_reproducible: Annotated[bool, typer.Option(
         "--check-reproducible", help="build twice without the cache and compare")] = False,
-    require_run: Annotated[bool | None, typer.Option(
-        "--require-run/--no-require-run",
-        help="fail a tier whose artifact could only be checked, not run (default: on when "
-             "CI is set)")] = None,
-    config: ConfigOpt = None,
+    require_run: RequireRunOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build (and by default verify) the named tiers and whatever they need."""
-    from .cli_render import Renderer
-
     try:
-        session = _session(config, out)
+        session = _session(out)
         wanted = _wanted(session, tier, all_tiers)
-        renderer = Renderer(_state["log_format"], quiet=as_json)
+        renderer = _renderer(as_json)
         if check_reproducible:
             from .reproducible import check
 
@@ -95,9 +135,9 @@ def build(
                 renderer.show_reproducibility(results)
             raise typer.Exit(0 if all(r["identical"] for r in results.values()) else 1)
         with renderer:
-            must_run = bool(os.environ.get("CI")) if require_run is None else require_run
-            report = session.engine(renderer.emit, jobs=jobs, verify=not no_verify,
-                                    require_run=must_run).build(wanted, skip_missing=all_tiers)
+            engine = session.engine(renderer.emit, jobs=jobs, verify=not no_verify,
+                                    require_run=_must_run(require_run))
+            report = engine.build(wanted, skip_missing=all_tiers)
     except GradientError as err:
         _fail(err)
     if as_json:
@@ -118,27 +158,44 @@ def _report_json(report: Any) -> dict[str, Any]:
 
 
 @app.command()
-def verify(tier: TierOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Verify already-built artifacts again (those listed in dist/gradient/manifest.json)."""
-    from .cli_render import Renderer
-    from .outputs import artifacts_from_manifest, read_manifest
+def verify(tier: TierOpt = None, require_run: RequireRunOpt = None,
+           as_json: JsonOpt = False) -> None:
+    """Verify already-built artifacts again (those listed in dist/gradient/manifest.json).
 
+    Each listed file is first compared with its sha256 in the manifest: a changed or
+    missing artifact fails, it is not re-proved as whatever happens to be there now.
+    """
+    from .outputs import artifacts_from_manifest, read_manifest, tampered
+
+    must_run = _must_run(require_run)
     try:
-        session = _session(config)
-        artifacts = artifacts_from_manifest(session.project.root, read_manifest(session.out_dir))
+        session = _session()
+        manifest = read_manifest(session.out_dir)
+        artifacts = artifacts_from_manifest(session.project.root, manifest)
         wanted = tier or list(artifacts)
         missing = [t for t in wanted if t not in artifacts]
         if missing:
             raise ConfigError(f"not built yet: {', '.join(missing)} (run `gradient build` first)")
-        renderer = Renderer(_state["log_format"], quiet=as_json)
+        renderer = _renderer(as_json)
         engine = session.engine(renderer.emit)
+        changed = tampered(session.project.root, manifest)
         results: dict[str, Any] = {}
         with renderer:
             for node in engine.nodes(wanted):
-                if node.tier in wanted:
-                    verdict = engine.verify_artifact(node, artifacts[node.tier], {
-                        d: artifacts[d] for d in node.needs if d in artifacts})
-                    results[node.tier] = verdict.to_json() | {"verified": verdict.verified}
+                if node.tier not in wanted:
+                    continue
+                problems = [p for t in (node.tier, *node.needs) for p in changed.get(t, [])]
+                if problems:
+                    results[node.tier] = {"ok": False, "verified": False, "command": [],
+                                          "problem": problems[0], "output": "\n".join(problems[1:])}
+                    continue
+                verdict = engine.verify_artifact(node, artifacts[node.tier], {
+                    d: artifacts[d] for d in node.needs if d in artifacts})
+                results[node.tier] = verdict.to_json() | {"verified": verdict.verified}
+                if verdict.ok and not verdict.verified and must_run:
+                    results[node.tier] |= {"ok": False, "problem": (
+                        f"checked but not run ({verdict.why}); a run is required "
+                        "(--require-run, the default when CI is set)")}
     except GradientError as err:
         _fail(err)
     if as_json:
@@ -149,13 +206,13 @@ def verify(tier: TierOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fa
 
 
 @app.command()
-def plan(tier: TierOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
+def plan(tier: TierOpt = None, as_json: JsonOpt = False,
          all_tiers: Annotated[bool, typer.Option("--all")] = False) -> None:
     """The build graph: what is cached, what will rebuild and why. Builds nothing."""
     from .cli_render import show_plan
 
     try:
-        session = _session(config)
+        session = _session()
         items = session.engine().plan(_wanted(session, tier, all_tiers), skip_missing=all_tiers)
     except GradientError as err:
         _fail(err)
@@ -190,7 +247,6 @@ def tiers(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def advise(
-    config: ConfigOpt = None,
     python: Annotated[bool | None, typer.Option("--python/--no-python",
                                                 help="the target has Python")] = None,
     downloads: Annotated[bool | None, typer.Option("--downloads/--no-downloads",
@@ -206,7 +262,7 @@ def advise(
     from .cli_render import show_advice
 
     try:
-        session = _session(config)
+        session = _session()
         flags = {"python": python, "downloads": downloads, "container": container}
         target = dataclasses.replace(session.config.target,
                                      **{k: v for k, v in flags.items() if v is not None})
@@ -238,28 +294,36 @@ def init(
 
 @app.command()
 def clean(
-    config: ConfigOpt = None,
-    cache: Annotated[bool, typer.Option("--cache", help="only the cache")] = False,
+    cache: Annotated[bool, typer.Option(
+        "--cache", help="also empty the whole shared cache (every project's entries)")] = False,
     outputs: Annotated[bool, typer.Option("--outputs", help="only dist/gradient")] = False,
     max_size: Annotated[str | None, typer.Option(
         "--max-size", help="shrink the cache to this size (e.g. 5G) instead")] = None,
 ) -> None:
-    """Remove gradient's outputs (dist/gradient) and its cache."""
+    """Remove this project's outputs (dist/gradient) and its own cache entries."""
     from .cache import Cache, default_dir
+    from .cli_render import human_size
+    from .graph import project_id
 
     store = Cache(Path(_state.get("cache_dir") or default_dir()))
     if max_size:
-        removed = store.prune(_parse_size(max_size))
+        removed = store.prune(_parse_size(max_size), grace=0)
         typer.echo(f"removed {removed} cache entries from {store.root}")
         return
-    if not cache:
-        root = (config.resolve().parent if config else Path.cwd())
-        target = root / "dist" / "gradient"
-        shutil.rmtree(target, ignore_errors=True)
-        typer.echo(f"removed {target}")
-    if not outputs:
-        store.clear()
-        typer.echo(f"removed {store.root}")
+    config = _state.get("config")
+    root = (config.resolve().parent if config else Path.cwd().resolve())
+    target = root / "dist" / "gradient"
+    shutil.rmtree(target, ignore_errors=True)
+    typer.echo(f"removed {target}")
+    if outputs:
+        return
+    if cache:
+        freed = store.clear()
+        typer.echo(f"removed {store.root} ({human_size(freed)})")
+    else:
+        count, freed = store.forget_project(project_id(root))
+        typer.echo(f"removed {count} cache entries of this project ({human_size(freed)}) "
+                   f"from {store.root}")
 
 
 def _parse_size(text: str) -> int:
@@ -280,14 +344,40 @@ def schema() -> None:
     print(json.dumps(json_schema({n: b.Options for n, b in backends().items()}), indent=2))
 
 
-def main() -> None:
-    try:
-        app()
-    except GradientError as err:
-        from .cli_render import error_text
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """Stop every tool gradient started (their own process groups), then unwind."""
+    from .runner import children, defer_interrupt
 
-        sys.stderr.write(error_text(err))
-        raise SystemExit(err.exit_code) from None
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted: dist/gradient/ is unchanged\n")
-        raise SystemExit(130) from None
+    if defer_interrupt(signum):
+        return
+    children.stop_all(signum)
+    raise Stopped(signum)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The one top-level handler: a line `error: ...`; tracebacks only with -v or JSON logs."""
+    from .cli_render import crash_text, error_text
+    from .runner import children
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    code = 0
+    try:
+        app(args=hoist_globals(sys.argv[1:] if argv is None else argv), prog_name="gradient")
+    except SystemExit as done:  # Typer's own exit (usage errors, typer.Exit)
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except GradientError as err:
+        sys.stderr.write(error_text(err, _state["verbose"]))
+        code = err.exit_code
+    except (Stopped, KeyboardInterrupt):
+        children.stop_all()
+        where = ("dist/gradient/ may hold this run's artifacts" if children.changed
+                 else "dist/gradient/ is unchanged")
+        sys.stderr.write(f"interrupted: {where}\n")
+        code = 130
+    except Exception as exc:  # the one place every other error ends up
+        sys.stderr.write(crash_text(exc, _state["verbose"], _state["log_format"] == "json"))
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    raise SystemExit(code)

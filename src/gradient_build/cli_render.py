@@ -19,19 +19,38 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
 
 
-def error_text(err: GradientError) -> str:
+VERBOSE_HINT = "(run with -v, or --log-format json, for the traceback)"
+
+
+def error_text(err: GradientError, verbose: bool = False) -> str:
     text = f"error: {err.message}\n"
+    if err.internal and not verbose:
+        return text + f"  {VERBOSE_HINT}\n"
     if err.detail:
         text += "".join(f"  | {line}\n" for line in err.detail.splitlines()[-40:])
     return text
 
 
+def crash_text(exc: BaseException, verbose: bool, as_json: bool) -> str:
+    """What a user sees of a bug: one line; the traceback only when asked for."""
+    import json
+    import traceback
+
+    message = f"{type(exc).__name__}: {exc}"
+    trace = "".join(traceback.format_exception(exc))
+    text = f"error: internal error: {message}\n"
+    if as_json:
+        text += json.dumps({"event": message, "kind": "error", "traceback": trace}) + "\n"
+    return text + (trace if verbose else "" if as_json else f"  {VERBOSE_HINT}\n")
+
+
 class Renderer:
     """Turns events into output; safe to call from the engine's worker threads."""
 
-    def __init__(self, log_format: str, *, quiet: bool = False) -> None:
+    def __init__(self, log_format: str, *, quiet: bool = False, verbose: bool = False) -> None:
         self.json = log_format == "json"
         self.quiet = quiet
+        self.verbose = verbose
         self.lock = threading.Lock()
         self.progress: Any = None
         self.tasks: dict[str, Any] = {}
@@ -103,6 +122,8 @@ class Renderer:
             return f"{tier} [yellow]checked[/yellow] (not run: {message})"
         if event.kind == "failed":
             detail = escape(event.data.get("detail") or "")
+            if event.data.get("internal") and not self.verbose:
+                detail = VERBOSE_HINT
             lines = "".join(f"\n    | {x}" for x in detail.splitlines()[-25:])
             message = escape(event.message.removeprefix(f"{event.tier}: "))
             return f"{tier} [red]FAILED[/red]  {message}{lines}"
@@ -126,7 +147,7 @@ class Renderer:
                          else "[yellow]built[/yellow]   ")
                 cached = " cached" if item.get("cached") else ""
                 out_console.print(f"  {state} {item['tier']:8} {item['path']} "
-                                  f"({_size(item['size'])}{cached})", soft_wrap=True)
+                                  f"({human_size(item['size'])}{cached})", soft_wrap=True)
             first = Path(manifest["artifacts"][0]["path"])
             out_console.print(f"  manifest {first.parent.parent / 'manifest.json'}",
                               soft_wrap=True)
@@ -143,6 +164,8 @@ class Renderer:
                      else "[yellow]checked[/yellow]" if verdict.get("ok") else "[red]FAILED[/red]")
             out_console.print(f"{tier:8} {state} {escape(' '.join(verdict.get('command', [])))}")
             if not verdict.get("ok"):
+                if verdict.get("problem"):
+                    out_console.print(f"  {verdict['problem']}", markup=False)
                 out_console.print(verdict.get("output", ""), markup=False)
 
     def show_reproducibility(self, results: dict[str, Any]) -> None:
@@ -155,7 +178,7 @@ class Renderer:
                                   soft_wrap=True)
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":

@@ -14,7 +14,7 @@ from .backend import Artifact, BuildContext, Verdict, VerifyContext
 from .cache import Cache, Entry, digest_of, max_size
 from .cleanroom import build_paths
 from .config import Config
-from .errors import BuildFailed, GradientError, SecretFound, ToolMissing, VerifyFailed
+from .errors import BuildFailed, GradientError, SecretFound, ToolMissing, VerifyFailed, internal
 from .events import Emit, Event
 from .graph import Node, explain, key_inputs, project_id, resolve, verify_key
 from .outputs import Outcome, locked, promote
@@ -166,8 +166,9 @@ class Engine:
                         self.emit(Event("failed", node.tier, exc.message, {"detail": exc.detail}))
                         continue
                     except Exception as exc:
-                        report.failures[node.id] = BuildFailed(f"{node.tier}: {exc!r}")
-                        self.emit(Event("failed", node.tier, repr(exc)))
+                        report.failures[node.id] = failure = internal(f"{node.tier}: ", exc)
+                        self.emit(Event("failed", node.tier, failure.message,
+                                        {"detail": failure.detail, "internal": True}))
                         continue
                     entries[node.id] = result.entry
                     report.outcomes[node.id] = result

@@ -9,6 +9,7 @@ class GradientError(Exception):
     """Base class: a message a user can act on, and the exit code it means."""
 
     exit_code = 1
+    internal = False  # `detail` is a traceback: shown only with -v or in JSON logs
 
     def __init__(self, message: str, *, detail: str = "") -> None:
         super().__init__(message)
@@ -65,3 +66,28 @@ class ToolMissing(GradientError):
     """A tool a tier needs is not on this machine; the message says how to get it."""
 
     exit_code = 3
+
+
+class Interrupted(GradientError):
+    """Ctrl-C or SIGTERM: gradient stopped its tools and left dist/gradient/ as it was."""
+
+    exit_code = 130
+
+
+class Stopped(BaseException):
+    """A signal reached gradient. Not an Exception, so no `except Exception` on the way up
+    swallows it, and not a KeyboardInterrupt, which Typer turns into a silent exit 130."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def internal(prefix: str, exc: BaseException) -> BuildFailed:
+    """A non-gradient exception as a failure: one line, the traceback kept in `detail`."""
+    import traceback
+
+    failure = BuildFailed(f"{prefix}internal error: {type(exc).__name__}: {exc}",
+                          detail="".join(traceback.format_exception(exc)))
+    failure.internal = True
+    return failure

@@ -1,17 +1,26 @@
 """Promotion into dist/gradient/: each tier's directory swapped in whole, the manifest last.
 
 A reader of dist/gradient/ sees either the previous good state or the new one: tier
-directories are staged beside their final place and renamed in, and manifest.json, the
-commit point, is renamed into place after everything it lists is there.
+directories are staged beside their final place and exchanged with it in one step
+(renameat2 RENAME_EXCHANGE, so dist/gradient/<tier> is never missing), and manifest.json,
+the commit point, is renamed into place after everything it lists is there.
+
+Promoted files are reflinks or copies of the cache's, never hard links: editing one in
+dist/gradient/ must not change the cached entry.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import errno
 import fcntl
+import functools
 import json
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +30,9 @@ from typing import Any
 from .atomic import write_text_atomic
 from .backend import Artifact, Verdict
 from .cache import Entry
+from .errors import BuildFailed
+from .runner import uninterruptible
+from .sources import file_digest
 
 SCHEMA = 1
 
@@ -46,29 +58,96 @@ def locked(lock_file: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+FICLONE = 0x40049409  # _IOW(0x94, 9, int): share the blocks, copy on write
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+def clone_file(src: Path, dest: Path) -> None:
+    """`dest` becomes an independent copy of `src`: a reflink where the filesystem can,
+    else a real copy: 12-80 ms for 30 MB on this ext4 (a hard link: 0.1 ms, but shares edits)."""
+    with src.open("rb") as fin, dest.open("wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+            cloned = True
+        except OSError:  # ext4 and tmpfs cannot: copy in the kernel (sendfile)
+            cloned = False
+    if not cloned:
+        shutil.copyfile(src, dest)
+    shutil.copystat(src, dest)
+
+
 def _place(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
+        clone_file(src, dest)
+    except FileNotFoundError:
+        raise BuildFailed(f"the cached copy of {src.name} vanished while it was promoted "
+                          "(another gradient pruned the cache): run the build again") from None
+
+
+@functools.cache
+def _renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.renameat2
+    except (OSError, AttributeError):
+        return None
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically; False where the OS or filesystem cannot."""
+    func = _renameat2()
+    if func is None:
+        return False
+    if func(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def swap_in(staged: Path, final: Path, old: Path) -> None:
+    """Put `staged` at `final`; the previous `final` (if any) ends up at `old`."""
+    if final.exists() and exchange(staged, final):
+        os.rename(staged, old)
+        return
+    if final.exists():  # no atomic exchange here: the two renames, as brief as possible
+        os.rename(final, old)
+    os.rename(staged, final)
+
+
+def clean_leftovers(out_dir: Path) -> None:
+    """Staging and old folders an interrupted build left; callers hold the project lock."""
+    for pattern in (".staging-*", ".old-*"):
+        for path in out_dir.glob(pattern):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def promote(project_root: Path, out_dir: Path, project: dict[str, str],
             outcomes: list[Outcome]) -> dict[str, Any]:
     """Swap each outcome's files into `out_dir/<tier>/` and rewrite the manifest and sums."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(out_dir)
     token = uuid.uuid4().hex[:8]
+    staged_dirs: dict[str, Path] = {}
     for outcome in outcomes:
-        staged = out_dir / f".staging-{token}-{outcome.tier}"
+        staged = staged_dirs[outcome.tier] = out_dir / f".staging-{token}-{outcome.tier}"
         for rel, _role in outcome.entry.artifact.files():
             _place(outcome.entry.artifact.root / rel, staged / rel)
-        final = out_dir / outcome.tier
-        old = out_dir / f".old-{token}-{outcome.tier}"
-        if final.exists():
-            os.rename(final, old)
-        os.rename(staged, final)
-        shutil.rmtree(old, ignore_errors=True)
+    with uninterruptible():  # a signal now waits until dist/gradient/ is consistent again
+        for tier, staged in staged_dirs.items():
+            old = out_dir / f".old-{token}-{tier}"
+            swap_in(staged, out_dir / tier, old)
+            shutil.rmtree(old, ignore_errors=True)
+        return _commit(project_root, out_dir, project, outcomes)
+
+
+def _commit(project_root: Path, out_dir: Path, project: dict[str, str],
+            outcomes: list[Outcome]) -> dict[str, Any]:
     manifest = _manifest(project_root, out_dir, project, outcomes)
     write_text_atomic(out_dir / "SHA256SUMS", "".join(
         f"{a['sha256']}  {Path(a['path']).relative_to(_rel(project_root, out_dir)).as_posix()}\n"
@@ -133,4 +212,23 @@ def artifacts_from_manifest(project_root: Path, manifest: dict[str, Any]) -> dic
             found[tier] = Artifact(tier, root, rel, {}, meta)
         else:
             found[tier].roles[rel] = item["role"]
+    return found
+
+
+def tampered(project_root: Path, manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """By tier: listed files that are gone or whose sha256 no longer matches the manifest."""
+    found: dict[str, list[str]] = {}
+    for item in manifest.get("artifacts", []):
+        path = project_root / item["path"]
+        try:
+            same = file_digest(path) == item["sha256"]
+        except FileNotFoundError:
+            found.setdefault(item["tier"], []).append(f"{item['path']} is missing")
+            continue
+        except OSError as exc:
+            found.setdefault(item["tier"], []).append(f"{item['path']}: {exc.strerror}")
+            continue
+        if not same:
+            found.setdefault(item["tier"], []).append(
+                f"{item['path']} changed since it was built (its sha256 is not the manifest's)")
     return found

@@ -4,6 +4,7 @@ fresh virtual environments. Core helpers, so backends share them without importi
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_wheel_filename
 
-from .errors import BuildFailed
+from .errors import BuildFailed, ToolMissing
 from .runner import Runner
 from .sandbox import Result, Sandbox, minimal_env
 from .smoke import command_in_env
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from .backend import Verdict, VerifyContext
 
 UV = Tool("uv", "pip install uv", command="uv", dist="uv", required=False)
+PIP = Tool("pip", f"{sys.executable} -m ensurepip --upgrade (Debian: apt install python3-pip)",
+           dist="pip")
 
 
 def uv_path() -> Path | None:
@@ -80,6 +83,8 @@ def fetch_wheelhouse(run: Runner, requirements: list[str | Path], dest: Path,
     dest.mkdir(parents=True, exist_ok=True)
     if not requirements:
         return []
+    if importlib.util.find_spec("pip") is None:  # else the tool's output: "No module named pip"
+        raise ToolMissing(f"{run.tier}: pip is not installed for {sys.executable}: {PIP.get}")
     run([sys.executable, "-m", "pip", "wheel", "--wheel-dir", dest, "--prefer-binary",
          "--find-links", dest, *requirements], what="pip wheel (wheelhouse)")
     if exclude is not None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BuildFailed, ToolMissing
+from .errors import BuildFailed, Interrupted, Stopped, ToolMissing
 from .events import Emit, Event
 
 PASSED_THROUGH = (
@@ -68,24 +71,127 @@ class Runner:
         self.emit(Event("step", self.tier, what or " ".join(argv[:3]), {"command": argv}))
         started = time.monotonic()
         try:
-            proc = subprocess.run(
-                argv, cwd=cwd, env=dict(env if env is not None else self.env),
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                errors="replace", timeout=timeout, stdin=subprocess.DEVNULL,
-            )
+            code, out = run_captured(argv, cwd=cwd, timeout=timeout,
+                                     env=dict(env if env is not None else self.env))
         except FileNotFoundError:
             raise ToolMissing(f"{self.tier}: {argv[0]} was not found on PATH") from None
-        except subprocess.TimeoutExpired as exc:
-            out = exc.output if isinstance(exc.output, str) else ""
+        if code is None:
             raise BuildFailed(f"{self.tier}: {Path(argv[0]).name} timed out after {timeout:.0f} s",
-                              detail=tail(out)) from None
-        if check and proc.returncode != 0:
+                              detail=tail(out))
+        if check and code != 0:
             raise BuildFailed(
-                f"{self.tier}: {Path(argv[0]).name} failed (exit {proc.returncode}) "
+                f"{self.tier}: {Path(argv[0]).name} failed (exit {code}) "
                 f"after {time.monotonic() - started:.1f} s: {' '.join(argv)}",
-                detail=tail(proc.stdout),
+                detail=tail(out),
             )
-        return proc
+        return subprocess.CompletedProcess(argv, code, out)
+
+
+class _Children:
+    """The process groups of the tools running now, so an interrupt can stop them all.
+
+    Tools run in sessions of their own: a terminal's Ctrl-C reaches only gradient, which
+    forwards it to each group, waits a moment, then kills what is left.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.groups: set[int] = set()
+        self.stopping = False
+        self.critical = 0
+        self.pending: int | None = None
+        self.changed = False
+
+    def start(self, argv: list[str], cwd: Path | None,
+              env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with self.lock:
+            if self.stopping:
+                raise Interrupted(f"interrupted: not starting {Path(argv[0]).name}")
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+            self.groups.add(proc.pid)
+            return proc
+
+    def done(self, proc: subprocess.Popen[bytes]) -> None:
+        with self.lock:
+            self.groups.discard(proc.pid)
+
+    def stop_all(self, signum: int = signal.SIGTERM, grace: float = 3.0) -> None:
+        """Forward `signum` to every tool's group, wait up to `grace` s, then SIGKILL."""
+        with self.lock:
+            self.stopping = True
+            groups = set(self.groups)
+        for group in groups:
+            _signal_group(group, signum)
+        deadline = time.monotonic() + grace
+        while groups and time.monotonic() < deadline:
+            groups = {g for g in groups if _signal_group(g, 0)}
+            time.sleep(0.05)
+        for group in groups:
+            _signal_group(group, signal.SIGKILL)
+
+
+def _signal_group(group: int, signum: int) -> bool:
+    """Send `signum` to a process group; False once the group is gone."""
+    try:
+        os.killpg(group, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+children = _Children()
+
+
+def defer_interrupt(signum: int) -> bool:
+    """True (and remembered) when a signal arrives inside `uninterruptible()`."""
+    if children.critical:
+        children.pending = signum
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def uninterruptible(changes: bool = True) -> Iterator[None]:
+    """Hold a signal back while dist/gradient/ is being swapped, then act on it."""
+    children.critical += 1
+    try:
+        yield
+        children.changed = children.changed or changes
+    finally:
+        children.critical -= 1
+    if not children.critical and children.pending is not None:
+        signum, children.pending = children.pending, None
+        children.stop_all(signum)
+        raise Stopped(signum)
+
+
+def run_captured(argv: list[str], *, cwd: Path | None, env: Mapping[str, str],
+                 timeout: float) -> tuple[int | None, str]:
+    """Run `argv` in its own process group; (exit code or None on timeout, its output).
+
+    On a timeout the whole group is killed and what it printed until then is kept:
+    TimeoutExpired carries bytes even in text mode, so it is decoded here.
+    """
+    proc = children.start(argv, cwd=cwd, env=dict(env))
+    try:
+        try:
+            raw, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            _signal_group(proc.pid, signal.SIGKILL)
+            try:
+                raw, _ = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:  # something left the group and holds the pipe
+                raw = exc.output if isinstance(exc.output, bytes) else b""
+            return None, raw.decode(errors="replace")
+        finally:
+            if proc.poll() is None:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+    finally:
+        children.done(proc)
+    return proc.returncode, raw.decode(errors="replace")
 
 
 def tail(text: str, lines: int = 40) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cleanroom import hidden, hide_prefix, hideable
+from .errors import Interrupted
+from .runner import run_captured
 
 OFFLINE_ENV = {
     "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "UV_OFFLINE": "1",
@@ -94,18 +96,13 @@ class Sandbox:
                 self.hidden += [p for p in covered if p not in self.hidden]
         started = time.monotonic()
         try:
-            proc = subprocess.run(
-                [*prefix, *wrapped], cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                errors="replace", timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as exc:
-            out = exc.output if isinstance(exc.output, str) else ""
+            code, out = run_captured([*prefix, *wrapped], cwd=cwd, env=full_env, timeout=timeout)
+        except (OSError, Interrupted) as exc:
+            return Result(argv, None, str(exc), time.monotonic() - started)
+        if code is None:
             return Result(argv, None, out + f"\n[timed out after {timeout} s]",
                           time.monotonic() - started, timed_out=True)
-        except OSError as exc:
-            return Result(argv, None, str(exc), time.monotonic() - started)
-        return Result(argv, proc.returncode, proc.stdout, time.monotonic() - started)
+        return Result(argv, code, out, time.monotonic() - started)
 
     def cleanup(self) -> None:
         for path in self.dirs:
