@@ -65,6 +65,17 @@ def test_plan_all_skips_what_build_all_skips(example: Callable[..., Path],
     project = example("hello-app", toml='tier = "wheel"\n')
     plan = gradient(project, "plan", "--all", "--json")
     assert plan.returncode == 0, plan.stderr
-    items = {i["node"]: i for i in json.loads(plan.stdout)}
+    items = {i["node"]: i for i in json.loads(plan.stdout)["nodes"]}
     assert items["copy"]["status"] == "skip"
     assert "single module" in items["copy"]["reasons"][0]
+
+
+def test_a_delivered_copy_is_not_taken_for_a_new_source(example: Callable[..., Path],
+                                                        gradient: Gradient) -> None:
+    toml = 'tier = "copy"\n[app]\nmodule = "greet.py"\n[tiers.copy]\ndest = "vendor/"\n'
+    project = example("single-module", toml=toml)
+    assert gradient(project, "build").returncode == 0
+    assert (project / "vendor/greet.py").is_file()
+    again = gradient(project, "build")
+    assert again.returncode == 0, again.stderr
+    assert artifact_entry(project, "copy")["cached"], again.stderr

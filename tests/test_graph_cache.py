@@ -21,7 +21,7 @@ Gradient = Callable[..., subprocess.CompletedProcess[str]]
 def plan(gradient: Gradient, project: Path, *args: str, **kw: object) -> dict[str, dict[str, Any]]:
     result = gradient(project, "plan", "--json", *args, **kw)
     assert result.returncode == 0, result.stderr
-    return {item["node"]: item for item in json.loads(result.stdout)}
+    return {item["node"]: item for item in json.loads(result.stdout)["nodes"]}
 
 
 def test_noop_rebuild_is_all_hits_and_edits_are_explained(
@@ -189,7 +189,7 @@ def test_third_party_tier_registers_builds_and_tool_versions_key_the_cache(
     tool = Path(third_party["PATH"].split(":")[0]) / "fakezip"
     tool.write_text("#!/bin/sh\necho fakezip 2.0.1\n")  # an upgraded tool
     result = run_gradient(project, "plan", "--json", cache_dir=cache, env=third_party)
-    items = {i["node"]: i for i in json.loads(result.stdout)}
+    items = {i["node"]: i for i in json.loads(result.stdout)["nodes"]}
     assert items["wheel"]["status"] == "hit"
     assert items["zipapp"]["status"] == "miss"
     assert "fakezip fakezip 1.0 -> fakezip 2.0.1" in items["zipapp"]["reasons"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import zipfile
@@ -61,4 +62,7 @@ def test_same_content_same_bytes_whatever_the_mtimes(example: Callable[..., Path
         assert result.returncode == 0, result.stderr
         digests.append({t: sha256(project / artifact_entry(project, t)["path"])
                         for t in ("wheel", "tarball")})
+        plan = run_gradient(project, "plan", "--json", cache_dir=cache, env=env)
+        epoch = json.loads(plan.stdout)["source_date_epoch"]
+        assert epoch["value"] == 315532800 and "no version control" in epoch["source"]
     assert digests[0] == digests[1]

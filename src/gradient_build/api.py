@@ -14,6 +14,7 @@ from .cache import Cache, default_dir
 from .config import Config
 from .engine import Engine
 from .events import Emit, discard
+from .graph import project_id
 from .project import Project
 from .registry import backends as registered
 from .registry import broken
@@ -46,7 +47,7 @@ def open_project(config_path: Path | None = None, *, cache_dir: Path | None = No
     path = (config_path or Path.cwd() / config_mod.CONFIG_NAME).resolve()
     config = load_config(path)
     cache = Cache((cache_dir or default_dir()).resolve())
-    tree = sources.scan(config.root)
+    tree = sources.scan(config.root, exclude=set(cache.delivered(project_id(config.root))))
     env = tool_environment(cache.root, tree.epoch)
     project = project_mod.load(config.root, tree, config, cache.root, env)
     smoke_for(config, project)

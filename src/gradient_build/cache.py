@@ -166,6 +166,19 @@ class Cache:
             keys[node] = sorted({*keys.get(node, []), digest_of(inputs)})
             self._write(self.root / "records" / project_id / "keys.json", keys)
 
+    def delivered(self, project_id: str) -> list[str]:
+        """Files gradient delivered into the project (a vendored copy): outputs, not sources."""
+        try:
+            data: list[str] = json.loads(
+                (self.root / "records" / project_id / "delivered.json").read_text())
+            return data
+        except (OSError, ValueError):
+            return []
+
+    def record_delivered(self, project_id: str, paths: list[str]) -> None:
+        self._write(self.root / "records" / project_id / "delivered.json",
+                    sorted({*self.delivered(project_id), *paths}))
+
     def project_keys(self, project_id: str) -> dict[str, list[str]]:
         """By node: the cache keys this project has stored or used."""
         try:

@@ -216,12 +216,14 @@ def plan(tier: TierOpt = None, as_json: JsonOpt = False,
         items = session.engine().plan(_wanted(session, tier, all_tiers), skip_missing=all_tiers)
     except GradientError as err:
         _fail(err)
-    data = [{"node": i.node.id, "needs": list(i.node.needs), "status": i.status,
-             "reasons": i.reasons, "tools": i.tools, "missing": i.missing} for i in items]
+    nodes = [{"node": i.node.id, "needs": list(i.node.needs), "status": i.status,
+              "reasons": i.reasons, "tools": i.tools, "missing": i.missing} for i in items]
+    tree = session.project.sources
+    epoch = {"value": tree.epoch, "source": tree.epoch_source} if tree else None
     if as_json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({"source_date_epoch": epoch, "nodes": nodes}, indent=2))
     else:
-        show_plan(data)
+        show_plan(nodes, epoch)
 
 
 @app.command()

@@ -187,7 +187,13 @@ def human_size(n: int) -> str:
     return str(n)
 
 
-def show_plan(items: list[dict[str, Any]]) -> None:
+def show_plan(items: list[dict[str, Any]], epoch: dict[str, Any] | None = None) -> None:
+    if epoch:
+        from datetime import UTC, datetime
+
+        day = datetime.fromtimestamp(epoch["value"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        out_console.print(f"SOURCE_DATE_EPOCH {epoch['value']} ({day}), from "
+                          f"{escape(epoch['source'])}")
     table = Table()
     for col in ("node", "needs", "status", "why"):
         table.add_column(col)

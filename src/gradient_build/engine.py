@@ -179,12 +179,17 @@ class Engine:
                                           {"name": self.project.name,
                                            "version": self.project.version}, ordered)
             self.emit(Event("promoted", None, str(self.out_dir), {"manifest": report.manifest}))
+            delivered: list[str] = []
             for node in nodes:
                 outcome = report.outcomes.get(node.id)
-                if outcome and outcome.verdict and outcome.verdict.ok:
+                if outcome and outcome.verdict and outcome.verdict.verified:
                     for path in node.backend.deliver(node.options, outcome.entry.artifact,
                                                      self.project.root):
+                        delivered.append(path.resolve().relative_to(
+                            self.project.root.resolve()).as_posix())
                         self.emit(Event("delivered", node.tier, str(path)))
+            if delivered:  # the next scan must not take them for new sources
+                self.cache.record_delivered(self.pid, delivered)
         if any(not o.cached for o in report.outcomes.values()):
             self.cache.prune(max_size())
         return report

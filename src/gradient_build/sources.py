@@ -89,10 +89,12 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def scan(root: Path) -> SourceTree:
-    """The files the build backend would see (git's view where there is one), and their date."""
+def scan(root: Path, exclude: set[str] | None = None) -> SourceTree:
+    """The files the build backend would see (git's view where there is one), and their date;
+    `exclude` names files gradient itself delivered into the project."""
     tracked = _git_files(root)
-    rels = tracked if tracked is not None else _walk(root)
+    rels = [r for r in (tracked if tracked is not None else _walk(root))
+            if r not in (exclude or ())]
     files = {rel: file_digest(root / rel) for rel in rels}
     total = hashlib.sha256()
     for rel, digest in files.items():
