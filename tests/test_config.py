@@ -26,6 +26,7 @@ BAD_CONFIGS = [
     ('tier = "wheel"\n[verify]\nargs = "--help"\n', 3, "verify.args", None),
     ('tier = "wheel"\n[verify\n', 2, "", None),
     ('tier = "wheel"\nverify = 3\n', 2, "verify", None),
+    ('tier = "wheel"\n[app]\nscript = hello\n', 3, "column 10", None),  # the parser's position
 ]
 
 

@@ -265,3 +265,35 @@ def test_consumers_key_on_what_they_consume_not_on_the_sources(
     cached = {a["tier"]: a["cached"] for a in manifest(project)["artifacts"]
               if a["role"] == "artifact"}
     assert cached == {"wheel": False, "tarball": True}
+
+
+def test_two_distributions_claiming_one_tier_is_an_error_naming_both(
+        example: Callable[..., Path], tmp_path: Path) -> None:
+    src = tmp_path / "clone-src"
+    (src / "gradient_wheel_clone").mkdir(parents=True)
+    (src / "gradient_wheel_clone/__init__.py").write_text(
+        "from gradient_backends.wheel import WheelBackend\n\n\nclass Clone(WheelBackend):\n"
+        "    pass\n")
+    (src / "pyproject.toml").write_text(textwrap.dedent("""\
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "gradient-wheel-clone"
+        version = "2.0"
+        [project.entry-points."gradient_build.backends"]
+        wheel = "gradient_wheel_clone:Clone"
+        """))
+    target = tmp_path / "clone-site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(target), str(src)], check=True, capture_output=True)
+    env = {"PYTHONPATH": str(target)}
+    project = example("hello-app", toml='tier = "wheel"\n')
+    rows = json.loads(run_gradient(project, "tiers", "--json", cache_dir=tmp_path / "c",
+                                   env=env).stdout)
+    wheel = next(r for r in rows if r["tier"] == "wheel")
+    assert "gradient-wheel-clone 2.0" in wheel["broken"]
+    assert "gradient-build" in wheel["broken"]
+    built = run_gradient(project, "build", cache_dir=tmp_path / "c", env=env)
+    assert built.returncode == 2
+    assert "two backends register tier 'wheel'" in built.stderr

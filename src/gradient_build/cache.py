@@ -228,9 +228,6 @@ class Cache:
     def _write(self, path: Path, data: Any) -> None:
         write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
-    def size(self) -> int:
-        return _tree_size(self.root)
-
     def prune(self, max_bytes: int, *, grace: float = 900) -> int:
         """Drop the least recently used entries until the objects fit in `max_bytes`.
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomli
 
 from . import options as opt
 from .errors import ConfigError
@@ -85,11 +86,10 @@ def load(path: Path, option_models: dict[str, type[Any]],
                           file=str(path))
     text = path.read_text(encoding="utf-8")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(f"not valid TOML: {exc}", file=str(path),
-                          line=int(match.group(1)) if match else None) from None
+        data = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:  # tomli >= 2.1 says where, as numbers
+        raise ConfigError(f"not valid TOML: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                          file=str(path), line=exc.lineno) from None
     return parse(data, path, text, option_models, broken or {})
 
 

@@ -8,9 +8,11 @@ import os
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field
-from email.parser import Parser
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import tomli
 
 from .atomic import write_text_atomic
 from .errors import BuildFailed, ConfigError
@@ -125,10 +127,8 @@ def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> P
                 iso.install(builder.build_system_requires)
                 iso.install(builder.get_requires_for_build("wheel"))
                 dist_info = Path(builder.metadata_path(Path(tmp) / "meta"))
-                backend = str(builder._build_system.get("build-backend", ""))
-                if not (dist_info / "entry_points.txt").exists() and not backend.startswith(
-                    COMPLETE_METADATA
-                ):
+                if not (dist_info / "entry_points.txt").exists() and not _build_backend(
+                    root).startswith(COMPLETE_METADATA):
                     dist_info = _dist_info_of_wheel(builder, Path(tmp))
         except BuildBackendException as exc:
             raise BuildFailed(f"the project's build backend could not prepare its metadata: {exc}",
@@ -165,26 +165,26 @@ def _quiet(cmd: Any, cwd: Any = None, extra_environ: Any = None) -> None:
         raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
 
 
+def _build_backend(root: Path) -> str:
+    """The project's PEP 517 backend name (setuptools' legacy one when none is declared)."""
+    try:
+        with (root / "pyproject.toml").open("rb") as f:
+            system = tomli.load(f).get("build-system", {})
+    except (OSError, tomli.TOMLDecodeError):
+        system = {}
+    return str(system.get("build-backend", "setuptools.build_meta:__legacy__"))
+
+
 def from_dist_info(root: Path, dist_info: Path) -> Project:
     """A Project from a .dist-info directory (prepared metadata or an unpacked wheel)."""
-    meta = Parser().parsestr((dist_info / "METADATA").read_text(encoding="utf-8"))
-    scripts: dict[str, str] = {}
-    entry_points = dist_info / "entry_points.txt"
-    if entry_points.exists():
-        section = ""
-        for line in entry_points.read_text().splitlines():
-            line = line.strip()
-            if line.startswith("["):
-                section = line.strip("[]")
-            elif "=" in line and section == "console_scripts":
-                key, value = (s.strip() for s in line.split("=", 1))
-                scripts[key] = value
-    top_level_txt = dist_info / "top_level.txt"
-    top = top_level_txt.read_text().split() if top_level_txt.exists() else []
+    dist = metadata.PathDistribution(dist_info)
+    meta = dist.metadata
+    scripts = {ep.name: ep.value for ep in dist.entry_points.select(group="console_scripts")}
+    top = (dist.read_text("top_level.txt") or "").split()
     licenses = meta.get_all("License-File") or []
     return Project(
         root=root, name=str(meta["Name"]), version=str(meta["Version"]),
-        requires_python=meta.get("Requires-Python"),
+        requires_python=next(iter(meta.get_all("Requires-Python") or []), None),
         requires=[str(r) for r in meta.get_all("Requires-Dist") or []],
         scripts=scripts, license_files=[str(x) for x in licenses], top_level=top,
     )

@@ -7,7 +7,7 @@ take the other tiers down with it: it is listed as broken, and only using it is 
 from __future__ import annotations
 
 import functools
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from .backend import Backend
 
@@ -18,6 +18,7 @@ GROUP = "gradient_build.backends"
 def discover() -> tuple[dict[str, Backend], dict[str, str]]:
     """(working backends by tier name in gradient order, broken ones with their error)."""
     found: dict[str, Backend] = {}
+    owners: dict[str, str] = {}
     broken: dict[str, str] = {}
     for ep in entry_points(group=GROUP):
         try:
@@ -28,8 +29,22 @@ def discover() -> tuple[dict[str, Backend], dict[str, str]]:
         if not isinstance(backend, Backend):
             broken[ep.name] = f"{ep.value} is not a gradient_build.backend.Backend"
             continue
-        found.setdefault(backend.name, backend)
+        if backend.name in found:  # two distributions claim one tier: using it is an error
+            first = owners[backend.name]
+            broken[backend.name] = (f"two backends register tier {backend.name!r}: {first} and "
+                                    f"{_owner(ep)}; uninstall one of them")
+            continue
+        found[backend.name] = backend
+        owners[backend.name] = _owner(ep)
+    for name in broken:
+        found.pop(name, None)
     return dict(sorted(found.items(), key=lambda item: item[1].rank)), broken
+
+
+def _owner(ep: EntryPoint) -> str:
+    """Which distribution an entry point comes from, for messages that name both."""
+    dist = ep.dist
+    return f"{ep.value} (from {dist.name} {dist.version})" if dist else ep.value
 
 
 def backends() -> dict[str, Backend]:

@@ -16,7 +16,6 @@ from importlib import metadata
 from pathlib import Path
 
 from .atomic import write_text_atomic
-from .errors import ToolMissing
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,6 @@ class Tool:
         path = self.path()
         return _binary_version(path, self.version_args, cache) if path else None
 
-    def require(self) -> Path | None:
-        """The tool's executable (None for a library), or ToolMissing saying how to get it."""
-        if not self.present():
-            raise ToolMissing(f"{self.name} is not installed: {self.get}")
-        return self.path()
 
 
 def _dist_version(dist: str) -> str | None:
