@@ -72,15 +72,21 @@ def run():
 '''
 
 
-def scripted_app(where: Path, toml: str = '[app]\nscript = "exit-app"\n') -> Path:
+def scripted_app(where: Path, toml: str = '[app]\nscript = "exit-app"\n', *,
+                 builtins: bool = True) -> Path:
+    """The app in `where`/exit-app; `builtins=False` ends its scripts with sys.exit()."""
     project = where / "exit-app"
     package = project / "src" / "exit_app"
     package.mkdir(parents=True)
     (project / "pyproject.toml").write_text(PYPROJECT)
     (project / "gradient.toml").write_text(toml)
     (package / "__init__.py").write_text("")
-    (package / "cli.py").write_text(CLI)
-    (package / "tools.py").write_text(TOOLS)
+    cli, tools = CLI, TOOLS
+    if not builtins:
+        cli = cli.replace("    exit(0)", "    sys.exit(0)").replace("quit(0)", "sys.exit(0)")
+        tools = "import sys\n\n" + tools.replace("exit(0)", "sys.exit(0)")
+    (package / "cli.py").write_text(cli)
+    (package / "tools.py").write_text(tools)
     extra = project / "extra"
     (extra / "exit_app_extra").mkdir(parents=True)
     (extra / "exit_app_extra.pth").write_text("exit_app_extra\n")
