@@ -4,6 +4,7 @@ C library when a Docker daemon answers)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,9 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, IGNORED, artifact_entry, docker_available, run_gradient
+from conftest import (
+    EXAMPLES,
+    IGNORED,
+    artifact_entry,
+    docker_available,
+    manifest,
+    run_gradient,
+)
 from gradient_backends.exe.elf import elf_files, glibc_versions, glibc_versions_python, highest
 from gradient_backends.exe.freeze import unpack_binaries
+from scripted_app import SCRIPTS, scripted_app
 
 pytestmark = pytest.mark.slow
 
@@ -176,3 +185,67 @@ def test_library_project_is_refused(example: Callable[..., Path], gradient: Grad
     assert proc.returncode == 1, output
     assert "is a library" in output and "console script" in output
     assert not (project / "dist/gradient/exe").exists()
+
+
+def test_frozen_app_calling_exit_fails_and_names_the_fix(tmp_path: Path, cache_dir: Path) -> None:
+    """exit() works from the wheel (site is on there), but a frozen app has no site: the exe's
+    verification fails, and says why and what to write instead."""
+    project = scripted_app(tmp_path)
+    proc = run_gradient(project, "build", "--tier", "exe", "--json", cache_dir=cache_dir)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert list(data["failures"]) == ["exe"]
+    failure = data["failures"]["exe"]
+    assert "NameError: name 'exit' is not defined" in failure["detail"]
+    assert "no site builtins" in failure["message"] and "sys.exit()" in failure["message"]
+    assert "wheel" not in data["skipped"]  # the wheel (site on there) verified: exe ran
+    assert not (project / "dist/gradient/exe").exists()
+
+
+def test_every_console_script_ships_in_onedir(tmp_path: Path, cache_dir: Path) -> None:
+    """Three console scripts, one freeze: the folder holds the launcher and a symlink to it per
+    other script; each starts its own entry point, checked by the verification too."""
+    project = scripted_app(tmp_path, '[app]\nscript = "exit-app"\n[tiers.exe]\nmode = "onedir"\n',
+                           builtins=False)
+    proc = run_gradient(project, "build", "--tier", "exe", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entry = artifact_entry(project, "exe")
+    assert entry["verified"] and entry["scripts"] == list(SCRIPTS)
+    checks = {(c["script"], c["check"]) for c in entry["verify"]["scripts"]}
+    assert checks == {(n, c) for n in SCRIPTS for c in ("entry check", "--help")}
+    with tarfile.open(project / entry["path"]) as tar:
+        links = {m.name: m.linkname for m in tar.getmembers() if m.issym()}
+        tar.extractall(tmp_path / "x", filter="data")
+    assert links == {"exit-app-0.1.0/exit-app-quit": "exit-app",
+                     "exit-app-0.1.0/exit-app-tools": "exit-app"}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in SCRIPTS:
+        run = run_bare(tmp_path / "x/exit-app-0.1.0" / name, "a", cwd=elsewhere)
+        assert run.returncode == 0, (name, run.stderr)
+        assert run.stdout.startswith(f"{name}: site=off ") and run.stdout.endswith("['a']\n")
+
+
+def test_every_console_script_ships_as_onefile(tmp_path: Path, cache_dir: Path) -> None:
+    """onefile: the executable plus a copy of it under each other script's name, each listed
+    in the manifest (role "script") and each running its own entry point."""
+    project = scripted_app(tmp_path, builtins=False)
+    proc = run_gradient(project, "build", "--tier", "exe", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entries = [a for a in manifest(project)["artifacts"] if a["tier"] == "exe"]
+    assert [(a["role"], a["path"]) for a in entries] == [
+        ("artifact", "dist/gradient/exe/exit-app"),
+        ("script", "dist/gradient/exe/exit-app-quit"),
+        ("script", "dist/gradient/exe/exit-app-tools")]
+    assert entries[0]["verified"] and entries[0]["scripts"] == list(SCRIPTS)
+    for name in SCRIPTS:
+        exe = tmp_path / "bin" / name
+        exe.parent.mkdir(exist_ok=True)
+        shutil.copy2(project / "dist/gradient/exe" / name, exe)
+        run = run_bare(exe, "b", cwd=tmp_path)
+        assert run.returncode == 0, (name, run.stderr)
+        assert run.stdout.startswith(f"{name}: site=off ") and run.stdout.endswith("['b']\n")
+    # under a name that is no script of the app, the main script runs
+    renamed = tmp_path / "bin" / "renamed"
+    shutil.copy2(project / "dist/gradient/exe/exit-app-tools", renamed)
+    assert run_bare(renamed, cwd=tmp_path).stdout.startswith("exit-app: ")

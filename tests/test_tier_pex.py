@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import re
 import shutil
 import subprocess
 import zipfile
@@ -13,6 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import (
+    EXAMPLES,
     artifact_entry,
     copy_example,
     manifest,
@@ -135,3 +139,82 @@ def test_pex_failed_verification_keeps_dist(tmp_path: Path, cache_dir: Path) -> 
     assert "No such file or directory" in failures["pex"]["detail"]
     assert snapshot(project) == before
     assert (project / "dist/gradient/manifest.json").read_text() == manifest_before
+
+
+def other_pythons() -> dict[str, Path]:
+    """'3.X' -> a real CPython binary of that minor on this machine (pyenv's or the system's)."""
+    found: dict[str, Path] = {}
+    candidates = [Path(p) for p in sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3.*"))]
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/bin/python3.*"))]
+    for path in candidates:
+        if re.fullmatch(r"python3\.\d+", path.name) and os.access(path, os.X_OK):
+            found.setdefault(path.name[len("python"):], path)
+    return found
+
+
+def path_with(pythons: dict[str, Path]) -> dict[str, str]:
+    """PATH with each of those interpreters' folders in front, as a user who has them would."""
+    dirs = list(dict.fromkeys(str(p.parent) for p in pythons.values()))
+    return {"PATH": os.pathsep.join([*dirs, os.environ.get("PATH", "")])}
+
+
+def test_pure_pex_verifies_under_every_python_on_path(tmp_path: Path, cache_dir: Path) -> None:
+    """A pure app's pex admits every Python its requires-python does: each one found on
+    PATH runs the smoke, and the verdict names them."""
+    pythons = {v: p for v, p in other_pythons().items() if v in ("3.10", "3.12", "3.13")}
+    if not pythons:
+        pytest.skip("needs a CPython other than 3.11 on this machine")
+    project = copy_example(tmp_path, "hello-app")
+    result = run_gradient(project, "build", "--tier", "pex", cache_dir=cache_dir,
+                          env=path_with(pythons))
+    assert result.returncode == 0, result.stderr
+    entry = artifact_entry(project, "pex")
+    assert entry["interpreter_constraints"] == [">=3.9"]
+    ran = {r["version"].rsplit(".", 1)[0]: r for r in entry["verify"]["interpreters"]}
+    assert set(pythons) | {"3.11"} <= set(ran), ran
+    assert all(r["exit_code"] == 0 for r in ran.values())
+    assert entry["verify"]["interpreters_skipped"] == []
+    for version, python in pythons.items():
+        run = env_i([str(python), str(project / PEX), "you"], tmp_path, tmp_path / "home")
+        assert run.returncode == 0, (version, run.stderr)
+        assert run.stdout.strip() == "hello, you! (from hello-app 0.1.0)"
+
+
+def test_compiled_pex_is_constrained_to_the_python_of_its_wheels(tmp_path: Path,
+                                                                 cache_dir: Path) -> None:
+    """fastsum's cp311 wheel loads only on 3.11: the pex says so (not requires-python's
+    >=3.9), and only 3.11 interpreters run its smoke, though 3.12 is on PATH too."""
+    pythons = other_pythons()
+    if "3.12" not in pythons:
+        pytest.skip("needs a CPython 3.12 on this machine")
+    project = copy_example(tmp_path, "compiled-ext")
+    result = run_gradient(project, "build", "--tier", "pex", cache_dir=cache_dir,
+                          env=path_with(pythons))
+    assert result.returncode == 0, result.stderr
+    entry = artifact_entry(project, "pex")
+    assert entry["interpreter_constraints"] == ["CPython==3.11.*"]
+    versions = [r["version"] for r in entry["verify"]["interpreters"]]
+    assert versions and all(v.startswith("3.11.") for v in versions), versions
+    assert any(s.startswith("3.12.") for s in entry["verify"]["interpreters_skipped"])
+    pex = project / "dist/gradient/pex/fastsum-0.3.0.pex"
+    with zipfile.ZipFile(pex) as zf:
+        info = json.loads(zf.read("PEX-INFO"))
+    assert info["interpreter_constraints"] == ["CPython==3.11.*"]
+    # under 3.12 the pex now refuses at once, naming its constraint
+    run = env_i([str(pythons["3.12"]), str(pex), "-c", "import fastsum"], tmp_path,
+                tmp_path / "home")
+    assert run.returncode != 0
+    assert "==3.11.*" in run.stderr
+
+
+def test_constraints_that_exclude_the_wheels_fail_the_build(tmp_path: Path,
+                                                            cache_dir: Path) -> None:
+    toml = (EXAMPLES / "compiled-ext/gradient.toml").read_text() + (
+        '\n[tiers.pex]\ninterpreter_constraints = ["CPython>=3.12"]\n')
+    project = copy_example(tmp_path, "compiled-ext", toml)
+    result = run_gradient(project, "build", "--tier", "pex", "--json", cache_dir=cache_dir)
+    assert result.returncode == 1
+    failure = json.loads(result.stdout)["failures"]["pex"]
+    text = failure["message"] + failure.get("detail", "")
+    assert "CPython==3.11.*" in text and "CPython>=3.12" in text
+    assert not (project / "dist/gradient/pex").exists()

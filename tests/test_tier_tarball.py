@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import artifact_entry, copy_example, run_gradient, sha256
+from scripted_app import SCRIPTS, scripted_app
 
 GREETING = "hello, gradient! (from hello-app 0.1.0)"
 TARBALL = "dist/gradient/tarball/hello-app-0.1.0.tar.gz"
@@ -250,3 +251,47 @@ def test_a_tarball_reaching_a_build_path_fails_verification(tmp_path: Path,
     verdict = json.loads(result.stdout)["tarball"]
     assert not verdict["verified"]
     assert f"No such file or directory: '{data}'" in verdict["output"]
+
+
+def test_tarball_scripts_have_site_builtins_and_every_script_ships(tmp_path: Path,
+                                                                   cache_dir: Path) -> None:
+    """The launchers start Python like a normal installation (site on, so `exit()` and
+    `quit()` exist; the .pth the wheel installs works) but with the tree's lib ahead of the
+    interpreter's site-packages; and each of the three console scripts has its launcher,
+    each one checked by the verification (the default [verify] runs --help on all)."""
+    project = scripted_app(tmp_path)
+    result = run_gradient(project, "build", "--tier", "tarball", cache_dir=cache_dir)
+    assert result.returncode == 0, result.stderr
+    entry = artifact_entry(project, "tarball")
+    assert entry["verified"]
+    assert "exit-app: site=on lib-first=True pth=yes args=['--help']" in entry["verify"]["output"]
+    assert entry["launcher"] == "bin/exit-app"
+    assert entry["launchers"] == [f"bin/{name}" for name in SCRIPTS]
+    checked = {(c["launcher"], c["check"]) for c in entry["verify"]["launchers"]}
+    assert checked == {(f"bin/{n}", c) for n in SCRIPTS for c in ("entry check", "--help")}
+    tree = unpack(project / "dist/gradient/tarball/exit-app-0.1.0.tar.gz", tmp_path / "x")
+    bindir = tree / "exit-app-0.1.0/bin"
+    assert sorted(p.name for p in bindir.iterdir()) == list(SCRIPTS)
+    for name in SCRIPTS:
+        run = env_i([str(bindir / name), "a b"], tmp_path)
+        assert run.returncode == 0, (name, run.stderr)
+        assert run.stdout == f"{name}: site=on lib-first=True pth=yes args=['a b']\n"
+    # the system interpreter's own site-packages are still there, behind the tree's lib
+    code = ("import sys, site; print([p for p in site.getsitepackages() if p in sys.path])")
+    probe = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert probe.returncode == 0 and probe.stdout.strip() != "[]"
+
+
+def test_a_script_that_cannot_start_fails_the_tarball(tmp_path: Path, cache_dir: Path) -> None:
+    """The main script runs its smoke fine, but another script names a function that does not
+    exist: the wheel's smoke never runs it, the tarball's launcher check does."""
+    project = scripted_app(tmp_path, '[app]\nscript = "exit-app"\n[verify]\nargs = ["x"]\n')
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(
+        '[project.scripts]\n', '[project.scripts]\nexit-app-broken = "exit_app.cli:nowhere"\n'))
+    result = run_gradient(project, "build", "--tier", "tarball", "--json", cache_dir=cache_dir)
+    assert result.returncode == 1, result.stdout
+    failure = json.loads(result.stdout)["failures"]["tarball"]
+    assert "bin/exit-app-broken (entry check)" in failure["message"]
+    assert "cannot import name 'nowhere'" in failure["detail"]
+    assert not (project / "dist/gradient/tarball").exists()

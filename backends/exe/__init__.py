@@ -36,6 +36,7 @@ from .freeze import (
 )
 
 MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+NO_SITE_BUILTIN = re.compile(r"NameError: name '(exit|quit)' is not defined")
 
 
 @dataclass
@@ -54,6 +55,11 @@ class ExeOptions:
                            "folder in the bundle", [])
     excludes: list[str] = doc("modules left out of the bundle", [])
     strip: bool = doc("strip symbols from the bundled binaries (about half the size)", True)
+    scripts: Literal["all", "main"] = doc(
+        "which console scripts ship: 'all' (one freeze; each script is the same program under "
+        "its own name, which picks the entry it was started as: onedir adds a symlink per "
+        "script, onefile a copy of the executable per script: measured with three scripts, "
+        "21 MB instead of 6.8 MB and +2.5 s) or 'main' ([app] script only)", "all")
 
 
 class ExeBackend(Backend):
@@ -102,10 +108,13 @@ class ExeBackend(Backend):
                 "entry = \"package.module:function\" in gradient.toml; ship a library with the "
                 "wheel or pex tier")
         name = safe_name(script or ctx.project.import_name)
+        scripts = {safe_name(k): v for k, v in ctx.project.scripts.items()
+                   if options.scripts == "all"}
+        scripts[name] = entry
         wheel = ctx.inputs["wheel"]
         wheelhouses = sorted({p.parent for p in wheel.of_role("dependency")})
         python = build_env(ctx, wheel.path, wheelhouses)
-        main = entry_script(ctx.work / "entry" / "gradient_entry.py", entry)
+        main = entry_script(ctx.work / "entry" / "gradient_entry.py", entry, scripts)
         cmd: list[str | Path] = [
             python, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
             f"--{options.mode}", "--name", name, "--distpath", ctx.work / "dist",
@@ -125,22 +134,31 @@ class ExeBackend(Backend):
         if options.strip:
             cmd.append("--strip")
         ctx.run([*cmd, main], cwd=ctx.work, what=f"pyinstaller --{options.mode}")
+        others = sorted(set(scripts) - {name})
         if options.mode == "onefile":
-            return self._onefile(ctx, name)
-        return self._onedir(ctx, name)
+            return self._onefile(ctx, name, others)
+        return self._onedir(ctx, name, others)
 
-    def _onefile(self, ctx: BuildContext, name: str) -> Artifact:
+    def _onefile(self, ctx: BuildContext, name: str, others: list[str]) -> Artifact:
+        """The executable, and a copy of it under each other script's name (role "script")."""
         built = ctx.work / "dist" / name
         target = ctx.out / name
         shutil.move(built, target)
         target.chmod(0o755)
+        for other in others:
+            shutil.copy2(target, ctx.out / other)
         floor = glibc_floor([target, *unpack_binaries(target, ctx.work / "unpacked")])
         _check_floor(floor, name)
-        return Artifact(self.name, ctx.out, name, {},
-                        {"mode": "onefile", "glibc_floor": floor, "entry": name})
+        return Artifact(self.name, ctx.out, name, dict.fromkeys(others, "script"),
+                        {"mode": "onefile", "glibc_floor": floor, "entry": name,
+                         "scripts": sorted([name, *others])})
 
-    def _onedir(self, ctx: BuildContext, name: str) -> Artifact:
+    def _onedir(self, ctx: BuildContext, name: str, others: list[str]) -> Artifact:
+        """The folder as a tarball; each other script is a relative symlink to the launcher
+        beside it (the bootloader resolves it and finds _internal/ next to the real file)."""
         folder = ctx.work / "dist" / name
+        for other in others:
+            (folder / other).symlink_to(name)
         top = f"{name}-{ctx.project.version}"
         tar = ctx.out / f"{top}-onedir.tar.gz"
         epoch = int(ctx.env.get("SOURCE_DATE_EPOCH", "0"))
@@ -148,7 +166,8 @@ class ExeBackend(Backend):
         floor = glibc_floor(elf_files(folder))
         _check_floor(floor, name)
         return Artifact(self.name, ctx.out, tar.name, {},
-                        {"mode": "onedir", "top": top, "launcher": name, "glibc_floor": floor})
+                        {"mode": "onedir", "top": top, "launcher": name, "glibc_floor": floor,
+                         "scripts": sorted([name, *others])})
 
     def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
         smoke = ctx.smoke
@@ -164,6 +183,7 @@ class ExeBackend(Backend):
             safe_extract(artifact.path, app)
             payload = app / artifact.meta["top"]
             launcher = payload / artifact.meta["launcher"]
+            scripts = [payload / n for n in artifact.meta.get("scripts", [])]
             inside = f"/app/{artifact.meta['top']}/{artifact.meta['launcher']}"
             bundle = payload
             elves = elf_files(payload)
@@ -171,6 +191,12 @@ class ExeBackend(Backend):
             payload = launcher = app / artifact.primary
             shutil.copyfile(artifact.path, launcher)
             launcher.chmod(0o755)
+            scripts = []
+            for other in artifact.meta.get("scripts", []):
+                if other != artifact.primary:
+                    shutil.copyfile(artifact.root / other, app / other)
+                    (app / other).chmod(0o755)
+                scripts.append(app / other)
             inside = f"/app/{artifact.primary}"
             bundle = box / "unpacked"
             elves = [launcher, *unpack_binaries(launcher, bundle)]
@@ -180,6 +206,11 @@ class ExeBackend(Backend):
         verdict = smoke.judge(result, extra={**note, "python_on_path": "none"})
         if not verdict.ok:
             return _explain(verdict, result.output)
+        default_help = (ctx.config.verify.args is None and ctx.config.verify.code is None)
+        checked = _every_script(ctx, scripts, default_help, run, env)
+        if not checked.ok:
+            return _explain(checked, checked.output)
+        verdict.extra["scripts"] = checked.extra["scripts"]
         return self._in_container(ctx, smoke, verdict, payload, [inside, *smoke.args],
                                   (elves, bundle), box)
 
@@ -222,12 +253,45 @@ def _check_floor(floor: str | None, name: str) -> None:
         raise BuildFailed(f"exe: could not read the glibc versions {name} needs")
 
 
+def _every_script(ctx: VerifyContext, scripts: list[Path], default_help: bool, run: Path,
+                  env: dict[str, str]) -> Verdict:
+    """Each shipped script must start: it imports its entry point and exits before calling it
+    (GRADIENT_ENTRY_CHECK=1), and with the default [verify] it must also answer `--help`
+    with exit 0. Only the main script runs the configured smoke: other scripts' CLIs are
+    unknown."""
+    ran: list[dict[str, Any]] = []
+    started = Smoke(None, None, timeout=ctx.smoke.timeout)
+    for script in scripts:
+        checks: list[tuple[str, list[str], dict[str, str]]] = [
+            ("entry check", [], {**env, "GRADIENT_ENTRY_CHECK": "1"})]
+        if default_help:
+            checks.append(("--help", ["--help"], env))
+        for what, args, run_env in checks:
+            result = ctx.sandbox.run([script, *args], cwd=run, env=run_env,
+                                     timeout=ctx.smoke.timeout)
+            ran.append({"script": script.name, "check": what, "exit_code": result.exit_code})
+            if result.exit_code != 0:
+                failed = started.judge(result, extra={"scripts": ran})
+                failed.extra["problem"] = (f"script {script.name} ({what}): "
+                                           + str(failed.extra.get("problem", "")))
+                return failed
+    return Verdict(True, [], 0, 0.0, "", {"scripts": ran})
+
+
 def _explain(verdict: Verdict, output: str) -> Verdict:
-    """Name the usual cause of a frozen app failing: a module the analysis could not see."""
+    """Name the usual causes of a frozen app failing: a module the analysis could not see,
+    or the builtin exit()/quit(), which `site` provides and a frozen app never imports."""
     missing = MISSING_MODULE.search(output)
     if missing:
         verdict.extra["problem"] = (
             f"{verdict.extra.get('problem', 'failed')}: module {missing.group(1)!r} is not in "
             "the bundle (imported by name?): add it to [tiers.exe] hidden_imports, or its "
             "package to collect_submodules")
+    builtin = NO_SITE_BUILTIN.search(output)
+    if builtin:
+        verdict.extra["problem"] = (
+            f"{verdict.extra.get('problem', 'failed')}: the app calls the builtin "
+            f"{builtin.group(1)}(), which only the site module provides, and a frozen "
+            "(PyInstaller) app has no site builtins: call sys.exit() instead (it works in "
+            "every tier)")
     return verdict

@@ -25,6 +25,8 @@ from gradient_build.options import doc
 from gradient_build.sandbox import Result, minimal_env
 from gradient_build.tools import Tool
 
+from .interpreters import NoInterpreter, admits, candidates, combine, probe, tag_constraints
+
 Shebang = Literal["sh-boot", "absolute", "env"]
 
 
@@ -51,7 +53,10 @@ class PexOptions:
         "without it pex bakes in the build's own cache dir", "~/.cache/pex")
     interpreter_constraints: list[str] = doc(
         "interpreter constraints, e.g. ['CPython>=3.10,<3.14'] (default: the project's "
-        "requires-python)", [])
+        "requires-python); either way narrowed to what the bundled wheels' tags support", [])
+    interpreters: list[str] = doc(
+        "more Pythons to verify the pex under, besides every python3.X on PATH and the one "
+        "behind gradient's own (each one the constraints admit runs the smoke)", [])
 
 
 class PexBackend(Backend):
@@ -72,8 +77,7 @@ class PexBackend(Backend):
         houses = sorted({p.parent for p in wheel.of_role("dependency")})
         out = ctx.out / f"{ctx.project.name}-{ctx.project.version}.pex"
         entry = entry_args(ctx)
-        constraints = options.interpreter_constraints or (
-            [ctx.project.requires_python] if ctx.project.requires_python else [])
+        constraints = pex_constraints(ctx, options, [wheel.path, *wheel.of_role("dependency")])
         cmd: list[str | Path] = [
             sys.executable, "-m", "pex", "--no-pypi",
             *(arg for house in houses for arg in ("-f", house)),
@@ -95,13 +99,17 @@ class PexBackend(Backend):
                                 "interpreter_constraints": constraints}
         return Artifact(self.name, ctx.out, out.name, {}, meta)
 
+    def verify_environment(self, options: Any) -> dict[str, Any]:
+        """The Pythons a verification may run the pex under (paths only: cheap)."""
+        return {"interpreters": candidates(getattr(options, "interpreters", []))}
+
     def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
         """Run a copy of the pex from another directory, offline, under a minimal env.
 
         Each run gets a throw-away PEX_ROOT, so the pex unpacks itself from scratch and
         nothing cached from the build helps it. Unless the shebang is "env" (which needs
         PATH by design), a second run with no PATH, HOME or LANG at all proves it boots
-        under a bare `env -i`.
+        under a bare `env -i`. Then every Python here that the constraints admit runs it.
         """
         place = ctx.sandbox.fresh_dir("gradient-pex-")
         pex = place / artifact.primary
@@ -112,8 +120,10 @@ class PexBackend(Backend):
         env = minimal_env(PEX_ROOT=str(place / "pex-root"), **extra_env)
         result = ctx.sandbox.run(cmd, cwd=elsewhere, env=env, timeout=ctx.smoke.timeout)
         verdict = ctx.smoke.judge(result, extra={"env": "minimal"})
-        if not verdict.ok or ctx.options.shebang == "env":
+        if not verdict.ok:
             return verdict
+        if ctx.options.shebang == "env":
+            return self._every_interpreter(ctx, artifact, verdict, place, elsewhere)
         bare = {"PEX_ROOT": str(place / "pex-root-bare"), **extra_env}
         again = ctx.sandbox.run(cmd, cwd=elsewhere, env=bare, timeout=ctx.smoke.timeout)
         second = ctx.smoke.judge(again)
@@ -122,7 +132,45 @@ class PexBackend(Backend):
                                        + str(second.extra.get("problem", "")))
             return second
         verdict.extra["bare_env"] = bare_summary(again)
+        return self._every_interpreter(ctx, artifact, verdict, place, elsewhere)
+
+    def _every_interpreter(self, ctx: VerifyContext, artifact: Artifact, verdict: Verdict,
+                           place: Path, elsewhere: Path) -> Verdict:
+        """The smoke again under each Python here that the pex's constraints admit, forced
+        with `/abs/python3.X app.pex` and PEX_PYTHON, under a bare `env -i`: a pex is only
+        verified for the interpreters it was seen to run on."""
+        constraints = list(artifact.meta.get("interpreter_constraints") or [])
+        found = probe(candidates(ctx.options.interpreters))
+        ran: list[dict[str, Any]] = []
+        for n, python in enumerate(p for p in found if admits(constraints, p)):
+            cmd, extra_env = smoke_command(ctx, place / artifact.primary, artifact)
+            env = {"PEX_ROOT": str(place / f"pex-root-{n}"), "PEX_PYTHON": python.path,
+                   **extra_env}
+            result = ctx.sandbox.run([python.path, *cmd], cwd=elsewhere, env=env,
+                                     timeout=ctx.smoke.timeout)
+            run = ctx.smoke.judge(result)
+            ran.append({"python": python.path, "version": python.version,
+                        **bare_summary(result)})
+            if not run.ok:
+                run.extra["problem"] = (f"under Python {python.version} ({python.path}), which "
+                                        f"its constraints {constraints} admit: "
+                                        + str(run.extra.get("problem", "")))
+                run.extra["interpreters"] = ran
+                return run
+        verdict.extra["interpreters"] = ran
+        verdict.extra["interpreters_skipped"] = [
+            f"{p.version} ({p.path})" for p in found if not admits(constraints, p)]
         return verdict
+
+
+def pex_constraints(ctx: BuildContext, options: PexOptions, wheels: list[Path]) -> list[str]:
+    """The user's constraints (else requires-python) narrowed to what the wheels' tags allow."""
+    bases = options.interpreter_constraints or (
+        [ctx.project.requires_python] if ctx.project.requires_python else [])
+    try:
+        return combine(bases, tag_constraints(wheels))
+    except NoInterpreter as exc:
+        raise BuildFailed(f"pex: {exc}") from None
 
 
 def entry_args(ctx: BuildContext) -> list[str]:

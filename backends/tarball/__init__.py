@@ -24,6 +24,7 @@ from gradient_build.errors import BuildFailed
 from gradient_build.events import Event
 from gradient_build.options import doc
 from gradient_build.sandbox import minimal_env
+from gradient_build.smoke import Smoke
 from gradient_build.tools import Tool
 
 from .launcher import launcher_script, python_prelude, q
@@ -64,14 +65,11 @@ class TarballBackend(Backend):
                 cwd=ctx.work, what="pip install --target")
         tidy(lib)
         version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        script, entry = ctx.project.entry_point(ctx.config)
-        launcher: str | None = None
-        if entry:
-            app = script or ctx.project.name
-            launcher = f"bin/{app}"
-            path = top / launcher
-            path.parent.mkdir()
-            path.write_text(launcher_script(app, entry, options.python,
+        launcher, scripts = launchers(ctx)
+        for name, entry in scripts.items():
+            path = top / "bin" / name
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(launcher_script(name, entry, options.python,
                                             compiled_for(lib, version), top_name))
             path.chmod(0o755)
         leaks = find_paths(top, [ctx.cache_dir, ctx.work, *venv_prefix()])
@@ -81,7 +79,8 @@ class TarballBackend(Backend):
         tarball = ctx.out / f"{top_name}.tar.gz"
         write_tar(tarball, tree_entries(stage), int(ctx.env["SOURCE_DATE_EPOCH"]))
         meta: dict[str, Any] = {"top": top_name, "launcher": launcher, "lib": "lib",
-                                "python": options.python, "python_version": version}
+                                "python": options.python, "python_version": version,
+                                "launchers": [f"bin/{name}" for name in scripts]}
         return Artifact(self.name, ctx.out, tarball.name, {}, meta)
 
     def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
@@ -115,22 +114,67 @@ class TarballBackend(Backend):
             modules = ctx.inputs["wheel"].meta.get("top_level") or [ctx.project.import_name]
             prelude = python_prelude(ctx.project.name,
                                      compiled_for(lib, meta["python_version"]), q(str(lib)))
-            cmd = [meta["python"], "-I", "-S", "-c",
+            cmd = [meta["python"], "-I", "-c",
                    prelude + smoke.python_code(list(modules))]
         result = ctx.sandbox.run(cmd, cwd=run_dir, env=env, timeout=smoke.timeout, keep=keep)
         verdict = smoke.judge(result, extra=extra)
-        if not verdict.ok or not (launcher and smoke.runs_app):
+        if not verdict.ok:
             return verdict
-        link = symlink_chain(links, top / launcher)
-        again = ctx.sandbox.run([str(link), *smoke.args], cwd=run_dir, env=env,
-                                timeout=smoke.timeout, keep=keep)
-        second = smoke.judge(again, extra=extra)
-        if not second.ok:
-            second.extra["problem"] = ("through a symlink to the launcher: "
-                                       + str(second.extra.get("problem", "")))
-            return second
-        verdict.extra["symlink"] = {"command": again.command, "exit_code": again.exit_code}
+        every = [str(x) for x in meta.get("launchers") or ([launcher] if launcher else [])]
+        if launcher and smoke.runs_app:
+            link = symlink_chain(links, top / launcher)
+            again = ctx.sandbox.run([str(link), *smoke.args], cwd=run_dir, env=env,
+                                    timeout=smoke.timeout, keep=keep)
+            second = smoke.judge(again, extra=extra)
+            if not second.ok:
+                second.extra["problem"] = ("through a symlink to the launcher: "
+                                           + str(second.extra.get("problem", "")))
+                return second
+            verdict.extra["symlink"] = {"command": again.command, "exit_code": again.exit_code}
+        return self._every_launcher(ctx, top, every, verdict, run_dir, keep)
+
+    def _every_launcher(self, ctx: VerifyContext, top: Path, every: list[str], verdict: Verdict,
+                        run_dir: Path, keep: list[Path]) -> Verdict:
+        """Every script's launcher must start: each imports its entry point (and exits before
+        calling it, GRADIENT_ENTRY_CHECK=1) and, when [verify] is the default `--help`, also
+        runs `--help`, which must exit 0. The main one has already run the smoke."""
+        default_help = (ctx.config.verify.args is None and ctx.config.verify.code is None
+                        and ctx.smoke.args == ["--help"])
+        checks: list[tuple[str, list[str], dict[str, str]]] = []
+        for launcher in every:
+            path = str(top / launcher)
+            checks.append((launcher, [path], minimal_env(GRADIENT_ENTRY_CHECK="1")))
+            if default_help:
+                checks.append((launcher, [path, "--help"], minimal_env()))
+        ran: list[dict[str, Any]] = []
+        for launcher, cmd, env in checks:
+            result = ctx.sandbox.run(cmd, cwd=run_dir, env=env, timeout=ctx.smoke.timeout,
+                                     keep=keep)
+            what = "--help" if cmd[1:] else "entry check"
+            ran.append({"launcher": launcher, "check": what, "exit_code": result.exit_code})
+            if result.exit_code != 0:
+                failed = Smoke(None, None, timeout=ctx.smoke.timeout).judge(result)
+                failed.extra["problem"] = (f"{launcher} ({what}): "
+                                           + str(failed.extra.get("problem", "")))
+                failed.extra["launchers"] = ran
+                return failed
+        verdict.extra["launchers"] = ran
         return verdict
+
+
+def launchers(ctx: BuildContext) -> tuple[str | None, dict[str, str]]:
+    """(the main launcher, {name: entry} of every launcher): one per [project.scripts] entry
+    of the distribution, and the app's own when [app] names an entry of its own."""
+    script, entry = ctx.project.entry_point(ctx.config)
+    scripts = dict(ctx.project.scripts) if entry else {}
+    main = None
+    if entry:
+        main = script or ctx.project.name
+        scripts[main] = entry
+    for name in scripts:
+        if "/" in name or name.startswith(".") or not name.strip():
+            raise BuildFailed(f"tarball: the console script name {name!r} is not a file name")
+    return (f"bin/{main}" if main else None), dict(sorted(scripts.items()))
 
 
 def tidy(lib: Path) -> None:

@@ -1,11 +1,17 @@
-"""The `bin/APP` launcher: a POSIX sh script that finds its tree and runs the app with it.
+"""The `bin/NAME` launchers: POSIX sh scripts that find their tree and run an entry point with it.
 
-It resolves its own path through symlinks (a link in /usr/local/bin is how such a tree is
-usually installed), then runs the interpreter with `-I -S`: no environment variables, no user
-or system site-packages, no current directory, so the tree's `lib/` is the only place
-anything third-party can come from. `lib/` is added with `site.addsitedir`, which also
-honours `.pth` files a dependency installs. Where the tree holds compiled extensions, the
-Python side first checks that the interpreter is the one they were built for.
+Each resolves its own path through symlinks (a link in /usr/local/bin is how such a tree is
+usually installed), then runs the interpreter with `-I`: no PYTHON* variables, no user
+site-packages, no current directory on sys.path, but `site` on, as in a normal installation
+(without it the builtins `exit()`/`quit()` are gone, and an app calling them crashes). The
+tree's `lib/` is added with `site.addsitedir`, which honours `.pth` files a dependency
+installs, and is then moved, with what its `.pth` files added, ahead of the interpreter's own
+site-packages: a package installed on the system cannot shadow a bundled one. Where the tree
+holds compiled extensions, the Python side first checks that the interpreter is the one they
+were built for.
+
+`GRADIENT_ENTRY_CHECK=1` in the environment makes a launcher import its entry point and exit 0
+without calling it: how verification proves every script starts without knowing its CLI.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ def python_prelude(app: str, compiled_for: tuple[str, str] | None,
     compiled extensions. `lib` is a Python expression: the launcher passes the dir as the first
     argument, so no path (of the build machine or the target) is written into the code.
     """
-    lines = ["import sys, site", f"lib = {lib}"]
+    lines = ["import os, site, sys", f"lib = {lib}"]
     if compiled_for:
         tag, version = compiled_for
         message = (f"{app}: this tree holds compiled extensions built for {tag} (Python "
@@ -34,18 +40,31 @@ def python_prelude(app: str, compiled_for: tuple[str, str] | None,
             "sys.implementation.cache_tag, sys.version.split()[0]))",
             "    sys.exit(1)",
         ]
-    lines.append("site.addsitedir(lib)")
+    lines += [
+        "_before = sys.path[:]",
+        "_sites = {os.path.abspath(p) for p in getattr(site, \"getsitepackages\", list)()}",
+        "_at = next((i for i, p in enumerate(_before) if os.path.abspath(p) in _sites",
+        "            or os.path.basename(p) in (\"site-packages\", \"dist-packages\")),",
+        "           len(_before))",
+        "site.addsitedir(lib)",
+        "sys.path[:] = _before[:_at] + [p for p in sys.path if p not in _before] + _before[_at:]",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def entry_call(script: str, entry: str) -> str:
-    """Python that runs `module:attr.path` the way a console-script wrapper does."""
+    """Python that runs `module:attr.path` the way a console-script wrapper does (or, with
+    GRADIENT_ENTRY_CHECK=1, only imports it and checks it can be called)."""
     module, _, attr = entry.split("[")[0].strip().partition(":")
     head, *rest = attr.split(".")
     target = "_entry" + "".join(f".{part}" for part in rest)
+    wrong = f"{script}: its entry point {module}:{attr} is not callable"
     return (f"sys.argv[0] = {q(script)}\n"
             f"from {module} import {head} as _entry\n"
-            f"sys.exit({target}())\n")
+            f"_main = {target}\n"
+            "if os.environ.get(\"GRADIENT_ENTRY_CHECK\") == \"1\":\n"
+            f"    sys.exit(0 if callable(_main) else {q(wrong)})\n"
+            "sys.exit(_main())\n")
 
 
 def q(text: str) -> str:
@@ -62,7 +81,9 @@ def launcher_script(app: str, entry: str, python: str,
     py = shlex.quote(python)
     return f"""#!/bin/sh
 # {app}: launcher for {what}, a self-contained tree (app + dependencies in ../lib).
-# It runs {python} in isolated mode (-I -S) with only that lib dir on sys.path.
+# It runs {python} in isolated mode (-I: no PYTHON* variables, no user site) with site on
+# and that lib dir ahead of the interpreter's own site-packages.
+# GRADIENT_ENTRY_CHECK=1 only imports the entry point (a check that the script starts).
 set -e
 unset CDPATH
 self=$0
@@ -80,5 +101,5 @@ if ! command -v "$PY" >/dev/null 2>&1; then
     echo "{app}: cannot find the Python interpreter $PY this tree runs with" >&2
     exit 127
 fi
-exec "$PY" -I -S -c '{code}' "$top/lib" "$@"
+exec "$PY" -I -c '{code}' "$top/lib" "$@"
 """
