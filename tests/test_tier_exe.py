@@ -1,6 +1,6 @@
 """The exe tier for real: PyInstaller freezes the examples, and the executables run with no
 Python reachable (an empty PATH, `env -i`, another directory; in a container with only the
-C library when a Docker daemon answers)."""
+C library: Docker when a daemon answers, runc when none does)."""
 
 from __future__ import annotations
 
@@ -58,12 +58,30 @@ def run_bare(exe: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, timeout=120)
 
 
+NO_DAEMON = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+
+
 def check_container_verdict(entry: dict[str, Any]) -> None:
+    verdict = entry["verify"]
+    assert verdict["container"] == "verified", verdict
     if docker_available():
-        assert entry["verify"]["container"] == "verified", entry["verify"]
-        assert "--network" in entry["verify"]["container_command"]
+        assert verdict["container_runtime"] == "docker"
+        assert "--network" in verdict["container_command"]
     else:
-        assert entry["verify"]["container"] == "not available"
+        assert verdict["container_runtime"] == "runc"
+
+
+def path_without(where: Path, *names: str) -> str:
+    """A PATH with every command on this one except `names`."""
+    farm = where / "path-without"
+    farm.mkdir(exist_ok=True)
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            if name not in names and not (farm / name).exists():
+                (farm / name).symlink_to(Path(directory) / name)
+    return str(farm)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +115,33 @@ def test_hello_onefile_runs_without_python(hello: Path, tmp_path: Path) -> None:
     proc = run_bare(exe, "gradient", cwd=elsewhere)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout == "hello, gradient! (from hello-app 0.1.0)\n"
+
+
+def test_in_image_check_runs_under_runc_without_a_daemon(hello: Path, tmp_path: Path,
+                                                         cache_dir: Path) -> None:
+    project = tmp_path / "hello-app"
+    shutil.copytree(hello, project)
+    proc = run_gradient(project, "build", "--tier", "exe", cache_dir=cache_dir, env=NO_DAEMON)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entry = artifact_entry(project, "exe")
+    verdict = entry["verify"]
+    assert entry["verified"] is True and verdict["level"] == "ran", verdict
+    assert verdict["container"] == "verified" and verdict["container_runtime"] == "runc"
+    command = verdict["container_command"]
+    assert command[1:3] == ["run", "--bundle"] and command[-2:] == ["/app/hello", "gradient"]
+    listed = subprocess.run(["runc", "list", "--quiet"], capture_output=True, text=True,
+                            timeout=60)
+    assert not [c for c in listed.stdout.split() if c.startswith("gradient-exe-")]
+
+    # neither a daemon nor runc: the first run (env -i, no Python) still ran, and the verdict
+    # says why the second could not
+    proc = run_gradient(project, "verify", "--tier", "exe", "--json", cache_dir=cache_dir,
+                        env={**NO_DAEMON, "PATH": path_without(tmp_path, "runc")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verdict = json.loads(proc.stdout)["exe"]
+    assert verdict["ok"] is True and verdict["level"] == "ran", verdict
+    assert verdict["container"].startswith("not available: no Docker daemon answers")
+    assert "runc is not installed (apt-get install runc)" in verdict["container"]
 
 
 def test_glibc_floor_covers_everything_the_onefile_carries(hello: Path, tmp_path: Path) -> None:

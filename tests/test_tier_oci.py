@@ -1,8 +1,11 @@
 """The oci tier for real: images of the example app built without a daemon, then loaded and run
-in the Docker daemon, with both payloads; the same inputs give the same image digest.
+in the Docker daemon, with both payloads; the same inputs give the same image digest. With
+no daemon reachable (DOCKER_HOST pointing nowhere) they run under runc; with runc and umoci
+off the PATH too they are only checked, never verified.
 
-These tests need a Docker daemon (`make test` starts one) and root for debootstrap; without
-them they fail, they do not skip. The debootstrap base is built once per session cache.
+These tests need a Docker daemon (`make test` starts one), runc and umoci, and root for
+debootstrap and runc; without them they fail, they do not skip. The debootstrap base is
+built once per session cache.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -26,6 +30,32 @@ LAYER = "application/vnd.oci.image.layer.v1.tar"
 EPOCH = "1700000000"
 CREATED = "2023-11-14T22:13:20Z"
 EXPECT = "hello, gradient! (from hello-app 0.1.0)"
+
+
+NO_DAEMON = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+PROBE = ("import os, socket; print(f'uid={os.getuid()} gid={os.getgid()} cwd={os.getcwd()} "
+         "net={[n for _, n in socket.if_nameindex()]} home={os.environ.get(\"HOME\")} "
+         "term={os.environ.get(\"TERM\")}')")
+
+
+def no_runtime(where: Path) -> dict[str, str]:
+    """No daemon, and a PATH with every command on this one except runc and umoci."""
+    farm = where / "path-without-runc"
+    farm.mkdir(exist_ok=True)
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            if name not in ("runc", "umoci") and not (farm / name).exists():
+                (farm / name).symlink_to(Path(directory) / name)
+    assert not shutil.which("runc", path=str(farm)) and shutil.which("git", path=str(farm))
+    return {**NO_DAEMON, "PATH": str(farm)}
+
+
+def leftover_containers() -> list[str]:
+    listed = subprocess.run(["runc", "list", "--quiet"], capture_output=True, text=True,
+                            timeout=60)
+    return [c for c in listed.stdout.split() if c.startswith("gradient-")]
 
 
 def toml(oci: str) -> str:
@@ -236,12 +266,126 @@ def test_exe_payload_on_scratch_brings_its_c_library(exe: Path) -> None:
     assert not has_image("gradient-test/hello-exe:0.1.0")
 
 
-def test_without_a_daemon_the_verdict_says_so(exe: Path, cache_dir: Path) -> None:
+def test_without_a_daemon_the_exe_image_runs_under_runc(exe: Path, cache_dir: Path) -> None:
     proc = run_gradient(exe, "verify", "--tier", "oci", "--json", cache_dir=cache_dir,
-                        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+                        env=NO_DAEMON)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     verdict = json.loads(proc.stdout)["oci"]
+    assert verdict["runtime"] == "runc" and verdict["checks"] == "passed", verdict
+    assert verdict["level"] == "ran" and verdict["ok"] and EXPECT in verdict["output"]
+    assert verdict["user"] == "10001:10001" and verdict["process"] == ["/app/hello", "gradient"]
+    assert not leftover_containers()
+
+
+def test_without_a_daemon_the_image_runs_under_runc_offline_as_its_user(
+        deb: Path, cache_dir: Path, tmp_path: Path) -> None:
+    project = make_project(tmp_path, DEB_TOML)
+    proc = build(project, cache_dir, env=NO_DAEMON)
+    built_ok(proc)
+    entry = artifact_entry(project, "oci")
+    verdict = entry["verify"]
+    assert entry["verified"] is True and verdict["level"] == "ran", verdict
+    assert verdict["runtime"] == "runc" and EXPECT in verdict["output"]
+    assert verdict["command"][1:3] == ["run", "--bundle"]
+    assert "(runtime runc)" in proc.stderr
+    assert entry["image_digest"] == artifact_entry(deb, "oci")["image_digest"]
+    # what the process saw: its uid, its working directory, its network (only lo), its env
+    (project / "gradient.toml").write_text(DEB_TOML.replace(
+        f'args = ["gradient"]\nexpect = "{EXPECT}"', f"code = {json.dumps(PROBE)}"))
+    proc = run_gradient(project, "verify", "--tier", "oci", "--json", cache_dir=cache_dir,
+                        env=NO_DAEMON)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verdict = json.loads(proc.stdout)["oci"]
+    assert verdict["runtime"] == "runc" and verdict["process"][:2] == ["python3", "-c"]
+    assert "uid=10001 gid=10001 cwd=/app net=['lo'] home=/home/app term=None" in (
+        verdict["output"]), verdict
+    assert not leftover_containers()
+
+
+def test_under_runc_a_broken_image_fails(deb: Path, cache_dir: Path, tmp_path: Path) -> None:
+    # the built image, verified again with an expectation it does not meet (`[verify]`
+    # applies to every tier, so a build would fail at the wheel first)
+    silent = tmp_path / "silent"
+    shutil.copytree(deb, silent)
+    (silent / "gradient.toml").write_text(DEB_TOML.replace(EXPECT, "never printed"))
+    proc = run_gradient(silent, "verify", "--tier", "oci", "--json", cache_dir=cache_dir,
+                        env=NO_DAEMON)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    verdict = json.loads(proc.stdout)["oci"]
+    assert verdict["runtime"] == "runc" and verdict["level"] == "ran", verdict
+    assert verdict["problem"] == "output does not contain 'never printed'"
+    assert verdict["ok"] is False and EXPECT in verdict["output"]
+
+    failing = make_project(tmp_path / "failing", toml(
+        'base = "debootstrap:bookworm"\nentrypoint = ["/bin/false"]\n'
+        'tag = "gradient-test/false:1"'))
+    proc = build(failing, cache_dir, "--json", env=NO_DAEMON)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failure = json.loads(proc.stdout)["failures"]["oci"]
+    assert "exited with 1, expected 0" in failure["message"], failure
+    assert not (failing / "dist" / "gradient" / "manifest.json").exists()
+    assert not leftover_containers()
+
+
+def test_an_unavailable_runtime_asked_for_fails_naming_the_fix(
+        deb: Path, cache_dir: Path, tmp_path: Path) -> None:
+    docker_only = make_project(tmp_path / "docker", toml(
+        'base = "debootstrap:bookworm"\nruntime = "docker"\ntag = "gradient-test/d:1"'))
+    proc = build(docker_only, cache_dir, "--json", env=NO_DAEMON)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    message = json.loads(proc.stdout)["failures"]["oci"]["message"]
+    assert "runtime = 'docker' is not available here: no Docker daemon answers" in message
+    assert "apt-get install docker.io" in message
+
+    runc_only = make_project(tmp_path / "runc", toml(
+        'base = "debootstrap:bookworm"\nruntime = "runc"\ntag = "gradient-test/r:1"'))
+    proc = build(runc_only, cache_dir, "--json", env=no_runtime(tmp_path))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    message = json.loads(proc.stdout)["failures"]["oci"]["message"]
+    assert "runtime = 'runc' is not available here: runc and umoci are not installed" in message
+    assert "apt-get install runc umoci" in message
+
+
+def test_with_no_runtime_at_all_the_image_is_only_checked(
+        deb: Path, cache_dir: Path, tmp_path: Path) -> None:
+    project = make_project(tmp_path, DEB_TOML)
+    env = no_runtime(tmp_path)
+    proc = build(project, cache_dir, env=env)
+    built_ok(proc)
+    assert "checked (not run: no Docker daemon answers" in proc.stderr, proc.stderr
+    assert "runc and umoci are not installed (apt-get install runc umoci)" in proc.stderr
+    entry = artifact_entry(project, "oci")
+    verdict = entry["verify"]
+    assert entry["verified"] is False and verdict["level"] == "checked", verdict
     assert verdict["runtime"] == "not available" and verdict["checks"] == "passed"
+    assert "runc and umoci are not installed" in verdict["why"]
+    assert re.search(r"checked +oci", proc.stdout), proc.stdout
+    required = build(project, cache_dir, "--require-run", env=env)
+    assert required.returncode == 1, required.stdout + required.stderr
+    assert "checked but not run" in required.stderr and "--require-run" in required.stderr
+
+
+def test_a_check_or_a_run_under_one_runtime_is_not_replayed_under_another(
+        deb: Path, cache_dir: Path, tmp_path: Path) -> None:
+    project = make_project(tmp_path, DEB_TOML)
+    built_ok(build(project, cache_dir, env=no_runtime(tmp_path)))
+    assert artifact_entry(project, "oci")["verify"]["level"] == "checked"
+    # the daemon is back: the image really runs in it, the check is not replayed
+    proc = build(project, cache_dir)
+    built_ok(proc)
+    entry = artifact_entry(project, "oci")
+    assert entry["verified"] is True and entry["verify"]["runtime"] == "docker", entry["verify"]
+    assert entry["verify"]["level"] == "ran" and EXPECT in entry["verify"]["output"]
+    assert "verified in" in proc.stderr and "(runtime docker)" in proc.stderr
+    # the daemon is gone again: runc runs it, the daemon's run is not replayed either
+    proc = build(project, cache_dir, env=NO_DAEMON)
+    built_ok(proc)
+    under_runc = artifact_entry(project, "oci")["verify"]
+    assert under_runc["runtime"] == "runc" and under_runc["level"] == "ran"
+    assert "(runtime runc)" in proc.stderr
+    # the same runtime again: now the verdict is replayed (a run would name a new container)
+    built_ok(build(project, cache_dir, env=NO_DAEMON))
+    assert artifact_entry(project, "oci")["verify"]["command"] == under_runc["command"]
 
 
 def test_a_tampered_image_fails_verification(exe: Path, cache_dir: Path, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The exe tier: a frozen executable made by PyInstaller from the wheel tier's wheel and wheelhouse.
 
 The target provides only the OS and its C library, so the proof runs the executable with no
-Python reachable: an empty PATH from another directory offline, and, when a Docker daemon
-answers, in a container whose image holds nothing but the C library.
+Python reachable: an empty PATH from another directory offline, then in a container whose
+root holds nothing but the C library: under Docker when a daemon answers, else under runc,
+else the verdict says `container: "not available: <why>"` (the first run still ran).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from gradient_build.config import Config
 from gradient_build.errors import BuildFailed, ConfigError
 from gradient_build.options import doc
 from gradient_build.project import Project
+from gradient_build.runner import PASSED_THROUGH
+from gradient_build.sandbox import Result
 from gradient_build.smoke import Smoke
 from gradient_build.tools import Tool
 
-from . import container
+from . import container, runc
 from .elf import elf_files, glibc_floor
 from .freeze import (
     build_env,
@@ -74,6 +77,7 @@ class ExeBackend(Backend):
              dist="pyinstaller-hooks-contrib"),
         Tool("uv", "pip install uv (optional: a faster installer)", command="uv", dist="uv",
              required=False),
+        runc.RUNC,
     )
     Options = ExeOptions
     uses_sources = False  # the app comes in the wheel; only `datas` files come from the project
@@ -90,6 +94,16 @@ class ExeBackend(Backend):
                 for file in (f for f in files if f.is_file()):
                     found[file.relative_to(project_root).as_posix()] = file_digest(file)
         return {"datas": found} if found else {}
+
+    def tools_for(self, options: Any) -> tuple[Tool, ...]:
+        """What a build runs (runc only verifies: it must not key the build)."""
+        return tuple(tool for tool in self.tools if tool is not runc.RUNC)
+
+    def verify_environment(self, options: Any) -> dict[str, Any]:
+        """What the in-image check would run on here: a verdict without it (or with runc) is not
+        replayed once a daemon answers, nor a Docker one where only runc is left."""
+        env = {k: v for k, v in os.environ.items() if k in PASSED_THROUGH}  # what ctx.env has
+        return {"container_runtime": container.runtime(env)[0]}
 
     def skip(self, project: Project, config: Config, options: Any) -> str | None:
         try:
@@ -216,15 +230,21 @@ class ExeBackend(Backend):
 
     def _in_container(self, ctx: VerifyContext, smoke: Smoke, verdict: Verdict, payload: Path,
                       command: list[str], elves: tuple[list[Path], Path], box: Path) -> Verdict:
-        """Run again inside an image with only the C library, when a daemon answers."""
+        """Run again inside a root with only the C library: in Docker when a daemon answers,
+        else with runc; with neither the primary run stands and the verdict says why."""
         env = container.docker_env(ctx.env, box / "home")
-        if not container.daemon_answers(ctx.sandbox, env, box):
-            verdict.extra["container"] = "not available"
+        runtime, why = container.runtime(env)
+        if runtime is None:
+            verdict.extra["container"] = f"not available: {why}"
             return verdict
         libs = container.host_libraries(ctx.sandbox, *elves)
         if not any(p.name.startswith("ld-linux") for p in libs):
             verdict.extra["container"] = "not available: ldd did not name a dynamic loader"
             return verdict
+        if runtime == "runc":
+            result, create = runc.run_in_bundle(ctx.sandbox, libs, payload, command, box,
+                                                smoke.timeout)
+            return _container_verdict(smoke, verdict, result, create, "runc", {})
         tag, why = container.base_image(ctx.sandbox, env, ctx.tool_cache("exe-base"),
                                         libs, box)
         if tag is None:
@@ -233,16 +253,23 @@ class ExeBackend(Backend):
             return failed
         result, create = container.run_in_container(ctx.sandbox, env, tag, payload, command, box,
                                                     smoke.timeout)
-        inner = smoke.judge(result)
-        if not inner.ok:
-            inner.extra.update(container="failed", container_image=tag)
-            inner.extra["problem"] = ("in a container with no Python (only the C library): "
-                                      + str(inner.extra.get("problem", "failed")))
-            return _explain(inner, result.output)
-        verdict.extra.update(container="verified", container_image=tag,
-                             container_command=create,
-                             container_seconds=round(result.seconds, 3))
-        return verdict
+        return _container_verdict(smoke, verdict, result, create, "docker",
+                                  {"container_image": tag})
+
+
+def _container_verdict(smoke: Smoke, verdict: Verdict, result: Result, create: list[str],
+                       runtime: str, more: dict[str, Any]) -> Verdict:
+    """The primary verdict with the in-image run recorded, or the in-image run's failure."""
+    inner = smoke.judge(result)
+    if not inner.ok:
+        inner.extra.update(container="failed", container_runtime=runtime, **more)
+        inner.extra["problem"] = ("in a container with no Python (only the C library): "
+                                  + str(inner.extra.get("problem", "failed")))
+        return _explain(inner, result.output)
+    verdict.extra.update(container="verified", container_runtime=runtime,
+                         container_command=create, container_seconds=round(result.seconds, 3),
+                         **more)
+    return verdict
 
 
 def _check_floor(floor: str | None, name: str) -> None:

@@ -1,17 +1,20 @@
 """The second proof: run the executable in a container whose image holds only the C library.
 
-The base image is made with `docker import` from a tar of the dynamic loader and the shared
-libraries `ldd` says the executable and everything it bundles load from the host, so a
-Python on the machine cannot help it. It is built once per set of libraries and kept
-under gradient's cache; the run has no network and no root.
+The libraries are the dynamic loader and the shared libraries `ldd` says the executable and
+everything it bundles load from the host, so a Python on the machine cannot help it. Where a
+Docker daemon answers, the base image is made with `docker import` from a tar of them, once
+per set of libraries, kept under gradient's cache; where none does, runc runs it in a bundle
+made of the same files (runc.py). Either way the run has no network and no root.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
@@ -20,6 +23,8 @@ from pathlib import Path
 from gradient_build.archive import write_tar
 from gradient_build.sandbox import Result, Sandbox
 from gradient_build.sources import file_digest
+
+from . import runc
 
 BASE_LIBS = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "libz.so.1",
              "librt.so.1", "libutil.so.1", "libgcc_s.so.1")
@@ -34,13 +39,37 @@ def docker_env(env: Mapping[str, str], home: Path) -> dict[str, str]:
     return {**keep, "HOME": str(home)}
 
 
-def daemon_answers(sandbox: Sandbox, env: Mapping[str, str], cwd: Path) -> bool:
-    """True when a docker CLI is installed and its daemon replies within a few seconds."""
-    if not shutil.which("docker", path=env.get("PATH")):
-        return False
-    result = sandbox.run(["docker", "version", "--format", "{{.Server.Version}}"], cwd=cwd,
-                         env=env, timeout=15, offline=False)
-    return result.exit_code == 0 and bool(result.output.strip())
+def daemon_missing(env: Mapping[str, str]) -> str:
+    """"" when a docker CLI is installed and its daemon replies within a few seconds, else
+    why not. Asked once per process (it keys the verification): the answer is remembered."""
+    docker = shutil.which("docker", path=env.get("PATH"))
+    if not docker:
+        return "the docker CLI is not installed"
+    return _ping(docker, tuple(sorted((k, v) for k, v in env.items()
+                                      if k.startswith("DOCKER_"))))
+
+
+@functools.cache
+def _ping(docker: str, settings: tuple[tuple[str, str], ...]) -> str:
+    env = {**dict(settings), "PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C"}
+    try:
+        proc = subprocess.run([docker, "version", "--format", "{{.Server.Version}}"], env=env,
+                              capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"no Docker daemon answers: {exc}"
+    if proc.returncode != 0 or not proc.stdout.strip():
+        said = (proc.stderr.strip().splitlines() or ["docker version failed"])[-1]
+        return f"no Docker daemon answers: {said}"
+    return ""
+
+
+def runtime(env: Mapping[str, str]) -> tuple[str | None, str]:
+    """("docker" or "runc", "") for the in-image check, or (None, why neither is here)."""
+    docker_why = daemon_missing(env)
+    if not docker_why:
+        return "docker", ""
+    runc_why = runc.runc_missing()
+    return ("runc", "") if not runc_why else (None, f"{docker_why}; {runc_why}")
 
 
 def host_libraries(sandbox: Sandbox, elves: Iterable[Path], bundle: Path) -> list[Path]:

@@ -1,8 +1,10 @@
-"""The oci tier: a reproducible container image, written without a daemon, proven in one.
+"""The oci tier: a reproducible container image, written without a daemon, proven by running it.
 
 The payload is the tarball tier's tree (the base brings Python) or the exe tier's binary
 (the base brings at most a C library). The output is one tar that is both an OCI image
-layout and a docker-archive, so `docker load -i` and OCI tools read the same file.
+layout and a docker-archive, so `docker load -i` and OCI tools read the same file. The
+image is verified by running it offline as its non-root user: in the Docker daemon when one
+answers, else with runc (`[tiers.oci] runtime`); with neither it is only checked.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, Ver
 from gradient_build.errors import BuildFailed
 from gradient_build.options import doc
 from gradient_build.tools import Tool
+
+from .runtimes import RUNC, UMOCI, environment
 
 DEBOOTSTRAP = Tool("debootstrap", "apt-get install debootstrap (a debootstrap: base runs it as "
                    "root)", command="debootstrap", version_args=("--version",))
@@ -62,6 +66,10 @@ class OciOptions:
     source: str | None = doc("org.opencontainers.image.source; default: the git remote", None)
     packages: list[str] = doc("more Debian packages in a debootstrap: base", [])
     mirror: str = doc("the Debian mirror a debootstrap: base is built from", DEBIAN_MIRROR)
+    runtime: Literal["auto", "docker", "runc"] = doc(
+        "what runs the image to verify it: auto is the Docker daemon when one answers, else "
+        "runc (with umoci; apt-get install runc umoci), else nothing (the image is then only "
+        "checked, never verified); docker or runc insists on that one", "auto")
     engine: Literal["native", "docker"] = doc(
         "native: the daemonless, reproducible writer; docker: build through the Docker daemon "
         "from a generated Dockerfile (uses the daemon's cache, not reproducible)", "native")
@@ -75,7 +83,7 @@ class OciBackend(Backend):
     consumes = ("tarball",)
     # what `gradient tiers` lists; tools_for() says which a given configuration requires
     tools = (_sdk(False), dataclasses.replace(DEBOOTSTRAP, required=False),
-             dataclasses.replace(LDD, required=False))
+             dataclasses.replace(LDD, required=False), RUNC, UMOCI)
     Options = OciOptions
     uses_sources = False  # all it takes from the project comes in the artifacts it consumes
     needs = frozenset({"container"})
@@ -99,6 +107,11 @@ class OciBackend(Backend):
 
         index = path / "index.json" if path.is_dir() else path
         return {"base image": file_digest(index) if index.is_file() else None}
+
+    def verify_environment(self, options: Any) -> dict[str, Any]:
+        """Which runtime would run the image here: a run under one is not replayed for another,
+        and a structure check (no runtime) is redone once one is there."""
+        return environment(options.runtime if isinstance(options, OciOptions) else "auto")
 
     def requires(self, options: Any) -> tuple[str, ...]:
         return (options.payload,) if isinstance(options, OciOptions) else self.consumes

@@ -1,12 +1,14 @@
-"""The proof: the image tar is well formed, and it runs, offline and not as root, in Docker.
+"""The proof: the image tar is well formed, and it runs, offline and not as root.
 
 The structural checks always run and need nothing but the tar: every blob's digest and
 size, the config's diff_ids against the uncompressed layers, the media types, the
 docker-archive manifest against the OCI one, a non-root user that exists, an entrypoint
-that is in the image and executable (and whose interpreter is too). Then, where a daemon
-answers, the very tar is `docker load`ed and run with `--network none` as the configured
-user; everything the run created is removed afterwards. With no daemon the verdict says
-`runtime: "not available"` rather than passing quietly.
+that is in the image and executable (and whose interpreter is too). Then the image must
+run: where a daemon answers, the very tar is `docker load`ed and run with `--network none`
+as the configured user, and everything the run created is removed afterwards; with no
+daemon it runs daemonlessly under runc (runc_verify.py); `runtimes.py` chooses. Only where
+no runtime exists at all is the verdict `level="checked"` (never verified), with
+`runtime: "not available"` and why.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .bases import docker_client
 from .fsindex import DEFAULT_PATH, KEPT, FsIndex, norm, read_layer
 from .layout import LAYER_TYPES, MT_CONFIG, MT_MANIFEST, blob_name
 from .payload import passwd_uid
+from .runtimes import choose, runc_missing
 
 
 @dataclass
@@ -229,16 +232,28 @@ def verify_image(ctx: VerifyContext, artifact: Artifact) -> Verdict:
         return Verdict(False, check_cmd, None, round(seconds, 3), "\n".join(checked.problems),
                        {"problem": checked.problems[0], "runtime": "not run",
                         "image_digest": checked.manifest_digest})
-    client, why = docker_client()
     summary = {"image_digest": checked.manifest_digest, "checks": "passed"}
-    if client is None:
-        return Verdict(True, check_cmd, 0, round(seconds, 3),
-                       f"structure checked; the image was not run: {why}",
-                       {**summary, "runtime": "not available"}, level="checked", why=why)
-    return _run(ctx, artifact, client, checked, summary)
+    wanted = getattr(ctx.options, "runtime", "auto")
+    runtime, why = choose(wanted)
+    if runtime == "docker":
+        client, why = docker_client()
+        if client is not None:
+            return _run(ctx, artifact, client, checked, summary)
+        runtime = "runc" if wanted == "auto" and not runc_missing() else None
+    if runtime == "runc":
+        from .runc_verify import run_with_runc
+
+        return run_with_runc(ctx, artifact, checked.config.get("config") or {}, summary)
+    if wanted != "auto":
+        problem = f"[tiers.oci] runtime = {wanted!r} is not available here: {why}"
+        return Verdict(False, check_cmd, None, round(seconds, 3), problem,
+                       {**summary, "runtime": "not available", "problem": problem})
+    return Verdict(True, check_cmd, 0, round(seconds, 3),
+                   f"structure checked; the image was not run: {why}",
+                   {**summary, "runtime": "not available"}, level="checked", why=why)
 
 
-def _smoke_command(ctx: VerifyContext, meta: dict[str, Any]
+def smoke_command(ctx: VerifyContext, meta: dict[str, Any]
                    ) -> tuple[Smoke, list[str] | None, list[str], dict[str, str], dict[str, Any]]:
     """(the smoke judged, entrypoint override or None, arguments, environment, notes)."""
     smoke = ctx.smoke
@@ -259,7 +274,7 @@ def _run(ctx: VerifyContext, artifact: Artifact, client: Any, checked: Checked,
 
     meta = artifact.meta
     tag, user, image_id = str(meta["tag"]), str(meta["user"]), checked.config_digest
-    smoke, entrypoint, args, env, notes = _smoke_command(ctx, meta)
+    smoke, entrypoint, args, env, notes = smoke_command(ctx, meta)
     shown = ["docker", "run", "--rm", "--network", "none", "--user", user,
              *(arg for k, v in env.items() for arg in ("--env", f"{k}={v}")),
              *(["--entrypoint", entrypoint[0]] if entrypoint else []), tag,
