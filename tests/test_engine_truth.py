@@ -79,3 +79,18 @@ def test_a_delivered_copy_is_not_taken_for_a_new_source(example: Callable[..., P
     again = gradient(project, "build")
     assert again.returncode == 0, again.stderr
     assert artifact_entry(project, "copy")["cached"], again.stderr
+
+
+def test_an_option_that_only_changes_the_proof_rebuilds_nothing(
+        example: Callable[..., Path], gradient: Gradient) -> None:
+    import sys
+
+    project = example("hello-app", toml='tier = "pex"\n')
+    assert gradient(project, "build").returncode == 0
+    (project / "gradient.toml").write_text(
+        f'tier = "pex"\n[tiers.pex]\ninterpreters = ["{sys.executable}"]\n')
+    again = gradient(project, "build")
+    assert again.returncode == 0, again.stderr
+    entry = artifact_entry(project, "pex")
+    assert entry["cached"], "the pex was rebuilt for a verification-only option"
+    assert "building" not in again.stderr

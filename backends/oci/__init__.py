@@ -85,6 +85,7 @@ class OciBackend(Backend):
     tools = (_sdk(False), dataclasses.replace(DEBOOTSTRAP, required=False),
              dataclasses.replace(LDD, required=False), RUNC, UMOCI)
     Options = OciOptions
+    verify_options = frozenset({"runtime"})  # they change the proof, not the artifact
     uses_sources = False  # all it takes from the project comes in the artifacts it consumes
     needs = frozenset({"container"})
     cost = 5.0

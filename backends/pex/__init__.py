@@ -68,6 +68,7 @@ class PexBackend(Backend):
     tools = (Tool("pex", "pip install pex (or gradient-build[pex])", dist="pex"),)
     needs = frozenset({"python"})
     Options = PexOptions
+    verify_options = frozenset({"interpreters"})  # they change the proof, not the artifact
     uses_sources = False  # all it takes from the project comes in the artifacts it consumes
     cost = 3.0
 

@@ -155,6 +155,9 @@ class Backend:
     tools: ClassVar[tuple[Tool, ...]] = ()
     Options: ClassVar[type[Any]] = NoOptions
     uses_sources: ClassVar[bool] = True
+    verify_options: ClassVar[frozenset[str]] = frozenset()
+    """Option names that change only how the artifact is verified (a container runtime, the
+    interpreters to try): they key the verification, and changing one rebuilds nothing."""
     ships_config: ClassVar[bool] = False
     """The artifact carries gradient.toml's text (an sdist holds every source file), so the
     file is part of its key; for every other tier only the options it reads are."""

@@ -114,6 +114,8 @@ class Renderer:
             return f"{tier} [cyan]cached[/cyan]  {message}"
         if event.kind == "built":
             return f"{tier} built   {message}"
+        if event.kind == "verified" and event.data.get("replayed"):
+            return f"{tier} [green]verified[/green] (the same artifact, already proven here)"
         if event.kind == "verified":
             runtime = event.data.get("runtime")
             note = f" (runtime {runtime})" if runtime else ""

@@ -287,6 +287,7 @@ class Engine:
                      inputs: dict[str, Entry]) -> Verdict:
         vkey = verify_key(node, self.config, key)
         verdict = self.cache.verdict(key, vkey)
+        replayed = verdict is not None
         if verdict is None:
             verdict = self.verify_artifact(node, entry.artifact,
                                            {d: e.artifact for d, e in inputs.items()})
@@ -304,7 +305,8 @@ class Engine:
                     "pass --no-require-run to accept a structure check")
             self.emit(Event("checked", node.tier, verdict.why, verdict.to_json()))
             return verdict
-        self.emit(Event("verified", node.tier, f"{verdict.seconds:.2f} s", verdict.to_json()))
+        self.emit(Event("verified", node.tier, f"{verdict.seconds:.2f} s",
+                        {**verdict.to_json(), "replayed": replayed}))
         return verdict
 
     def verify_artifact(self, node: Node, artifact: Artifact,

@@ -77,7 +77,8 @@ def key_inputs(node: Node, project: Project, config: Config, consumed: dict[str,
         "python": sys.version.split()[0],
         "sources": files,
         "epoch": sources.epoch if sources else 0,
-        "options": as_dict(node.options),
+        "options": {k: v for k, v in as_dict(node.options).items()
+                    if k not in node.backend.verify_options},
         "app": dataclasses.asdict(config.app),
         "tools": tool_versions,
         "inputs": consumed,
@@ -107,7 +108,9 @@ def backend_identity(module_name: str, qualname: str) -> str:
 
 def verify_key(node: Node, config: Config, key: str) -> str:
     """What a verification's result depends on: the artifact, the smoke, and what runs it."""
+    options = as_dict(node.options)
     return digest_of({"key": key, "verify": dataclasses.asdict(config.verify),
+                      "options": {k: options.get(k) for k in sorted(node.backend.verify_options)},
                       "environment": node.backend.verify_environment(node.options)})
 
 
