@@ -106,9 +106,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-from gradient_build.backend import Artifact, Backend
-from gradient_build.options import doc
-from gradient_build.tools import Tool
+from gradient_build.backend import Artifact, Backend, Tool, doc
 
 
 @dataclass
@@ -133,9 +131,8 @@ class ZipappBackend(Backend):
         for dep in ctx.inputs["wheel"].of_role("dependency"):
             with zipfile.ZipFile(dep) as zf:
                 zf.extractall(tree)
-        script, entry = ctx.project.entry_point(ctx.config)
         target = ctx.out / f"{ctx.project.name}.pyz"
-        zipapp.create_archive(tree, target, interpreter="/usr/bin/env python3", main=entry,
+        zipapp.create_archive(tree, target, interpreter="/usr/bin/env python3", main=ctx.app.entry,
                               compressed=ctx.options.compress)
         return Artifact(self.name, ctx.out, target.name)
 

@@ -19,15 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
-from gradient_build.config import Config
-from gradient_build.errors import BuildFailed, ConfigError
-from gradient_build.events import Event
-from gradient_build.options import doc
-from gradient_build.project import Project
-from gradient_build.pyenv import fresh_venv
-from gradient_build.sandbox import minimal_env
-from gradient_build.smoke import entry_code
+from gradient_build.backend import (
+    App,
+    Artifact,
+    Backend,
+    BuildContext,
+    BuildFailed,
+    ConfigError,
+    Event,
+    Project,
+    Verdict,
+    VerifyContext,
+    doc,
+)
+from gradient_build.helpers import entry_code, fresh_venv, minimal_env
 
 LICENSE_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "LICENSE.rst", "COPYING", "COPYING.txt")
 OPTIONAL_GUARDS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
@@ -51,7 +56,7 @@ class ImportUse:
     kind: Literal["top", "lazy", "conditional"]
 
 
-class CopyBackend(Backend):
+class CopyBackend(Backend[CopyOptions]):
     name = "copy"
     rank = 10
     artifact = "the module file(s) with the project's LICENSE"
@@ -59,15 +64,15 @@ class CopyBackend(Backend):
     needs = frozenset({"python"})
     Options = CopyOptions
 
-    def skip(self, project: Project, config: Config, options: Any) -> str | None:
+    def skip(self, project: Project, app: App, options: CopyOptions) -> str | None:
         try:
-            module_paths(project.root, options, config.app.module)
+            module_paths(project.root, options, app.module)
         except ConfigError:
             return "the project is not a single module ([app] module names one)"
         return None
 
-    def build(self, ctx: BuildContext) -> Artifact:
-        modules = module_paths(ctx.project.root, ctx.options, ctx.config.app.module)
+    def build(self, ctx: BuildContext[CopyOptions]) -> Artifact:
+        modules = module_paths(ctx.project.root, ctx.options, ctx.app.module)
         roles: dict[str, str] = {}
         for path in modules:
             shutil.copy2(path, ctx.out / path.name)
@@ -83,8 +88,8 @@ class CopyBackend(Backend):
         return Artifact(self.name, ctx.out, modules[0].name, roles,
                         {"modules": [p.stem for p in modules]})
 
-    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
-        options: CopyOptions = ctx.options
+    def verify(self, ctx: VerifyContext[CopyOptions], artifact: Artifact) -> Verdict:
+        options = ctx.options
         modules = [p for p, role in artifact.files() if role in ("artifact", "module")]
         own = {Path(m).stem for m in modules}
         uses = [u for m in modules for u in third_party_imports(artifact.root / m, own)]
@@ -106,7 +111,7 @@ class CopyBackend(Backend):
                                   getattr(sys, "_base_executable", sys.executable))
         if made.exit_code != 0:
             verdict = ctx.smoke.judge(made)
-            verdict.extra["problem"] = "could not make a bare Python environment to run it in"
+            verdict.problem = "could not make a bare Python environment to run it in"
             return verdict
         run_dir = ctx.sandbox.fresh_dir("gradient-run-")
         prelude = f"import sys; sys.path.insert(0, {str(place)!r})\n"
@@ -121,7 +126,7 @@ class CopyBackend(Backend):
         extra: dict[str, Any] = {"lazy_imports": [f"{u.file}:{u.line} {u.module}" for u in warned]}
         return smoke.judge(result, extra=extra if warned else None)
 
-    def deliver(self, options: Any, artifact: Artifact, project_root: Path) -> list[Path]:
+    def deliver(self, options: CopyOptions, artifact: Artifact, project_root: Path) -> list[Path]:
         """Install the verified copy into `dest`, each file replaced atomically."""
         if not options.dest:
             return []

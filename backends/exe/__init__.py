@@ -16,16 +16,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gradient_build.archive import safe_extract, tree_entries, write_tar
-from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
-from gradient_build.config import Config
-from gradient_build.errors import BuildFailed, ConfigError
-from gradient_build.options import doc
-from gradient_build.project import Project
-from gradient_build.runner import PASSED_THROUGH
-from gradient_build.sandbox import Result
-from gradient_build.smoke import Smoke
-from gradient_build.tools import Tool
+from gradient_build.backend import (
+    JSON,
+    App,
+    Artifact,
+    Backend,
+    BuildContext,
+    BuildFailed,
+    Meta,
+    Project,
+    Result,
+    Smoke,
+    Tool,
+    Verdict,
+    VerifyContext,
+    doc,
+)
+from gradient_build.helpers import (
+    PASSED_THROUGH,
+    file_digest,
+    safe_extract,
+    tree_entries,
+    write_tar,
+)
 
 from . import container, runc
 from .elf import elf_files, glibc_floor
@@ -65,7 +78,7 @@ class ExeOptions:
         "21 MB instead of 6.8 MB and +2.5 s) or 'main' ([app] script only)", "all")
 
 
-class ExeBackend(Backend):
+class ExeBackend(Backend[ExeOptions]):
     name = "exe"
     rank = 60
     artifact = "frozen executable (onefile, or onedir as a .tar.gz)"
@@ -83,10 +96,8 @@ class ExeBackend(Backend):
     uses_sources = False  # the app comes in the wheel; only `datas` files come from the project
     cost = 10.0
 
-    def key_extra(self, options: Any, project_root: Path) -> dict[str, Any]:
+    def key_extra(self, options: ExeOptions, project_root: Path) -> dict[str, JSON]:
         """The project files `datas` bundles: the only sources this tier reads directly."""
-        from gradient_build.sources import file_digest
-
         found: dict[str, str] = {}
         for item in getattr(options, "datas", []):
             for match in sorted(project_root.glob(item.partition(":")[0])):
@@ -95,26 +106,22 @@ class ExeBackend(Backend):
                     found[file.relative_to(project_root).as_posix()] = file_digest(file)
         return {"datas": found} if found else {}
 
-    def tools_for(self, options: Any) -> tuple[Tool, ...]:
+    def tools_for(self, options: ExeOptions) -> tuple[Tool, ...]:
         """What a build runs (runc only verifies: it must not key the build)."""
         return tuple(tool for tool in self.tools if tool is not runc.RUNC)
 
-    def verify_environment(self, options: Any) -> dict[str, Any]:
+    def verify_environment(self, options: ExeOptions) -> dict[str, JSON]:
         """What the in-image check would run on here: a verdict without it (or with runc) is not
         replayed once a daemon answers, nor a Docker one where only runc is left."""
         env = {k: v for k, v in os.environ.items() if k in PASSED_THROUGH}  # what ctx.env has
         return {"container_runtime": container.runtime(env)[0]}
 
-    def skip(self, project: Project, config: Config, options: Any) -> str | None:
-        try:
-            _, entry = project.entry_point(config)
-        except ConfigError:
-            return None
-        return None if entry else "a library: a frozen executable needs a console script"
+    def skip(self, project: Project, app: App, options: ExeOptions) -> str | None:
+        return None if app.entry else "a library: a frozen executable needs a console script"
 
-    def build(self, ctx: BuildContext) -> Artifact:
-        options: ExeOptions = ctx.options
-        script, entry = ctx.project.entry_point(ctx.config)
+    def build(self, ctx: BuildContext[ExeOptions]) -> Artifact:
+        options = ctx.options
+        script, entry = ctx.app.script, ctx.app.entry
         if not entry:
             raise BuildFailed(
                 f"exe: {ctx.project.name} is a library (it has no console script), and a frozen "
@@ -153,7 +160,7 @@ class ExeBackend(Backend):
             return self._onefile(ctx, name, others)
         return self._onedir(ctx, name, others)
 
-    def _onefile(self, ctx: BuildContext, name: str, others: list[str]) -> Artifact:
+    def _onefile(self, ctx: BuildContext[ExeOptions], name: str, others: list[str]) -> Artifact:
         """The executable, and a copy of it under each other script's name (role "script")."""
         built = ctx.work / "dist" / name
         target = ctx.out / name
@@ -167,7 +174,7 @@ class ExeBackend(Backend):
                         {"mode": "onefile", "glibc_floor": floor, "entry": name,
                          "scripts": sorted([name, *others])})
 
-    def _onedir(self, ctx: BuildContext, name: str, others: list[str]) -> Artifact:
+    def _onedir(self, ctx: BuildContext[ExeOptions], name: str, others: list[str]) -> Artifact:
         """The folder as a tarball; each other script is a relative symlink to the launcher
         beside it (the bootloader resolves it and finds _internal/ next to the real file)."""
         folder = ctx.work / "dist" / name
@@ -183,7 +190,7 @@ class ExeBackend(Backend):
                         {"mode": "onedir", "top": top, "launcher": name, "glibc_floor": floor,
                          "scripts": sorted([name, *others])})
 
-    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+    def verify(self, ctx: VerifyContext[ExeOptions], artifact: Artifact) -> Verdict:
         smoke = ctx.smoke
         note: dict[str, Any] = {}
         if not smoke.runs_app:
@@ -193,12 +200,12 @@ class ExeBackend(Backend):
         app, home, tmp, empty, run = (box / d for d in ("app", "home", "tmp", "path", "run"))
         for directory in (app, home, tmp, empty, run):
             directory.mkdir()
-        if artifact.meta.get("mode") == "onedir":
+        if artifact.text(Meta.MODE) == "onedir":
             safe_extract(artifact.path, app)
-            payload = app / artifact.meta["top"]
-            launcher = payload / artifact.meta["launcher"]
-            scripts = [payload / n for n in artifact.meta.get("scripts", [])]
-            inside = f"/app/{artifact.meta['top']}/{artifact.meta['launcher']}"
+            payload = app / artifact.need(Meta.TOP)
+            launcher = payload / artifact.need(Meta.LAUNCHER)
+            scripts = [payload / n for n in artifact.texts(Meta.SCRIPTS)]
+            inside = f"/app/{artifact.need(Meta.TOP)}/{artifact.need(Meta.LAUNCHER)}"
             bundle = payload
             elves = elf_files(payload)
         else:
@@ -206,7 +213,7 @@ class ExeBackend(Backend):
             shutil.copyfile(artifact.path, launcher)
             launcher.chmod(0o755)
             scripts = []
-            for other in artifact.meta.get("scripts", []):
+            for other in artifact.texts(Meta.SCRIPTS):
                 if other != artifact.primary:
                     shutil.copyfile(artifact.root / other, app / other)
                     (app / other).chmod(0o755)
@@ -220,7 +227,7 @@ class ExeBackend(Backend):
         verdict = smoke.judge(result, extra={**note, "python_on_path": "none"})
         if not verdict.ok:
             return _explain(verdict, result.output)
-        default_help = (ctx.config.verify.args is None and ctx.config.verify.code is None)
+        default_help = ctx.smoke.default
         checked = _every_script(ctx, scripts, default_help, run, env)
         if not checked.ok:
             return _explain(checked, checked.output)
@@ -228,8 +235,9 @@ class ExeBackend(Backend):
         return self._in_container(ctx, smoke, verdict, payload, [inside, *smoke.args],
                                   (elves, bundle), box)
 
-    def _in_container(self, ctx: VerifyContext, smoke: Smoke, verdict: Verdict, payload: Path,
-                      command: list[str], elves: tuple[list[Path], Path], box: Path) -> Verdict:
+    def _in_container(self, ctx: VerifyContext[ExeOptions], smoke: Smoke, verdict: Verdict,
+                      payload: Path, command: list[str], elves: tuple[list[Path], Path],
+                      box: Path) -> Verdict:
         """Run again inside a root with only the C library: in Docker when a daemon answers,
         else with runc; with neither the primary run stands and the verdict says why."""
         env = container.docker_env(ctx.env, box / "home")
@@ -249,7 +257,7 @@ class ExeBackend(Backend):
                                         libs, box)
         if tag is None:
             failed = Verdict(False, verdict.command, None, verdict.seconds, why,
-                             {"container": "failed", "problem": f"no base image: {why}"})
+                             {"container": "failed"}, problem=f"no base image: {why}")
             return failed
         result, create = container.run_in_container(ctx.sandbox, env, tag, payload, command, box,
                                                     smoke.timeout)
@@ -263,8 +271,8 @@ def _container_verdict(smoke: Smoke, verdict: Verdict, result: Result, create: l
     inner = smoke.judge(result)
     if not inner.ok:
         inner.extra.update(container="failed", container_runtime=runtime, **more)
-        inner.extra["problem"] = ("in a container with no Python (only the C library): "
-                                  + str(inner.extra.get("problem", "failed")))
+        inner.problem = ("in a container with no Python (only the C library): "
+                                  + (inner.problem or "failed"))
         return _explain(inner, result.output)
     verdict.extra.update(container="verified", container_runtime=runtime,
                          container_command=create, container_seconds=round(result.seconds, 3),
@@ -280,8 +288,8 @@ def _check_floor(floor: str | None, name: str) -> None:
         raise BuildFailed(f"exe: could not read the glibc versions {name} needs")
 
 
-def _every_script(ctx: VerifyContext, scripts: list[Path], default_help: bool, run: Path,
-                  env: dict[str, str]) -> Verdict:
+def _every_script(ctx: VerifyContext[ExeOptions], scripts: list[Path], default_help: bool,
+                  run: Path, env: dict[str, str]) -> Verdict:
     """Each shipped script must start: it imports its entry point and exits before calling it
     (GRADIENT_ENTRY_CHECK=1), and with the default [verify] it must also answer `--help`
     with exit 0. Only the main script runs the configured smoke: other scripts' CLIs are
@@ -299,8 +307,8 @@ def _every_script(ctx: VerifyContext, scripts: list[Path], default_help: bool, r
             ran.append({"script": script.name, "check": what, "exit_code": result.exit_code})
             if result.exit_code != 0:
                 failed = started.judge(result, extra={"scripts": ran})
-                failed.extra["problem"] = (f"script {script.name} ({what}): "
-                                           + str(failed.extra.get("problem", "")))
+                failed.problem = (f"script {script.name} ({what}): "
+                                           + failed.problem)
                 return failed
     return Verdict(True, [], 0, 0.0, "", {"scripts": ran})
 
@@ -310,13 +318,13 @@ def _explain(verdict: Verdict, output: str) -> Verdict:
     or the builtin exit()/quit(), which `site` provides and a frozen app never imports."""
     missing = MISSING_MODULE.search(output)
     if missing:
-        verdict.extra["problem"] = (
+        verdict.problem = (
             f"{verdict.extra.get('problem', 'failed')}: module {missing.group(1)!r} is not in "
             "the bundle (imported by name?): add it to [tiers.exe] hidden_imports, or its "
             "package to collect_submodules")
     builtin = NO_SITE_BUILTIN.search(output)
     if builtin:
-        verdict.extra["problem"] = (
+        verdict.problem = (
             f"{verdict.extra.get('problem', 'failed')}: the app calls the builtin "
             f"{builtin.group(1)}(), which only the site module provides, and a frozen "
             "(PyInstaller) app has no site builtins: call sys.exit() instead (it works in "

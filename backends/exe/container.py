@@ -20,9 +20,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from gradient_build.archive import write_tar
-from gradient_build.sandbox import Result, Sandbox
-from gradient_build.sources import file_digest
+from gradient_build.backend import Result, Sandbox
+from gradient_build.helpers import file_digest, write_tar
 
 from . import runc
 

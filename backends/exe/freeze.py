@@ -17,13 +17,16 @@ import sysconfig
 import zipfile
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from gradient_build.backend import BuildContext
-from gradient_build.errors import BuildFailed
-from gradient_build.pyenv import uv_path
+from gradient_build.backend import BuildContext, BuildFailed
+from gradient_build.helpers import uv_path
+
+if TYPE_CHECKING:
+    from . import ExeOptions
 
 TOOL_DISTS = ("pyinstaller", "pyinstaller-hooks-contrib")
 
@@ -66,7 +69,7 @@ def link_tools(dest: Path) -> Path:
     return dest
 
 
-def build_env(ctx: BuildContext, app_wheel: Path, wheelhouses: list[Path]) -> Path:
+def build_env(ctx: BuildContext[ExeOptions], app_wheel: Path, wheelhouses: list[Path]) -> Path:
     """A venv in ctx.work holding the app and its dependencies, plus PyInstaller's links."""
     venv = ctx.work / "venv"
     env = {**ctx.env, "UV_PYTHON_DOWNLOADS": "never"}
@@ -163,7 +166,7 @@ def wheel_packages(wheel: Path) -> list[str]:
     return sorted(names)
 
 
-def resolve_datas(ctx: BuildContext, datas: list[str]) -> list[str]:
+def resolve_datas(ctx: BuildContext[ExeOptions], datas: list[str]) -> list[str]:
     """`SRC:DEST` pairs with SRC in a copy of the project's (non-ignored) files."""
     if not datas:
         return []
@@ -173,18 +176,18 @@ def resolve_datas(ctx: BuildContext, datas: list[str]) -> list[str]:
     for item in datas:
         src, sep, dest = item.partition(":")
         if not sep or not src or not dest:
-            raise ctx.config.error(f"datas entry {item!r} must look like 'SRC:DEST' (SRC relative "
+            raise ctx.option_error(f"datas entry {item!r} must look like 'SRC:DEST' (SRC relative "
                                    "to the project, DEST a folder inside the bundle)",
-                                   "tiers", "exe", "datas")
+                                   "datas")
         if any(os.path.isabs(p) or ".." in Path(p).parts for p in (src, dest)):
-            raise ctx.config.error(f"datas entry {item!r}: SRC must be inside the project and "
+            raise ctx.option_error(f"datas entry {item!r}: SRC must be inside the project and "
                                    "DEST inside the bundle (relative paths)",
-                                   "tiers", "exe", "datas")
+                                   "datas")
         if not glob.glob(str(src_root / src)):
             hint = (" (it exists but git ignores it: builds only see files git does not ignore)"
                     if (ctx.project.root / src).exists() else "")
-            raise ctx.config.error(f"datas source {src!r} matches no file of the project{hint}",
-                                   "tiers", "exe", "datas")
+            raise ctx.option_error(f"datas source {src!r} matches no file of the project{hint}",
+                                   "datas")
         resolved.append(f"{src_root / src}:{dest}")
     return resolved
 

@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from gradient_build.sandbox import Result, Sandbox, minimal_env
-from gradient_build.tools import Tool
+from gradient_build.backend import Result, Sandbox, Tool
+from gradient_build.helpers import minimal_env
 
 RUNC = Tool("runc", "apt-get install runc (the in-image check when no Docker daemon answers)",
             command="runc", version_args=("--version",), required=False)

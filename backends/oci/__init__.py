@@ -15,12 +15,21 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
-from gradient_build.errors import BuildFailed
-from gradient_build.options import doc
-from gradient_build.tools import Tool
+from gradient_build.backend import (
+    JSON,
+    Artifact,
+    Backend,
+    BuildContext,
+    BuildFailed,
+    Meta,
+    Tool,
+    Verdict,
+    VerifyContext,
+    doc,
+)
+from gradient_build.helpers import file_digest
 
 from .runtimes import RUNC, UMOCI, environment
 
@@ -75,7 +84,7 @@ class OciOptions:
         "from a generated Dockerfile (uses the daemon's cache, not reproducible)", "native")
 
 
-class OciBackend(Backend):
+class OciBackend(Backend[OciOptions]):
     name = "oci"
     rank = 80
     artifact = "OCI image layout + docker-archive in one .oci.tar"
@@ -90,9 +99,9 @@ class OciBackend(Backend):
     needs = frozenset({"container"})
     cost = 5.0
 
-    def key_extra(self, options: Any, project_root: Path) -> dict[str, Any]:
+    def key_extra(self, options: OciOptions, project_root: Path) -> dict[str, JSON]:
         """A base from outside the project keys the cache by what it is now, not its name."""
-        base = base_name(options if isinstance(options, OciOptions) else OciOptions())
+        base = base_name(options)
         if base.startswith("docker:"):
             try:
                 proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}",
@@ -104,21 +113,20 @@ class OciBackend(Backend):
         path = project_root / base
         if base in ("scratch", "auto") or base.startswith("debootstrap:") or not path.exists():
             return {}
-        from gradient_build.sources import file_digest
-
         index = path / "index.json" if path.is_dir() else path
         return {"base image": file_digest(index) if index.is_file() else None}
 
-    def verify_environment(self, options: Any) -> dict[str, Any]:
+    def verify_environment(self, options: OciOptions) -> dict[str, JSON]:
         """Which runtime would run the image here: a run under one is not replayed for another,
         and a structure check (no runtime) is redone once one is there."""
-        return environment(options.runtime if isinstance(options, OciOptions) else "auto")
+        found: dict[str, JSON] = {**environment(options.runtime)}
+        return found
 
-    def requires(self, options: Any) -> tuple[str, ...]:
-        return (options.payload,) if isinstance(options, OciOptions) else self.consumes
+    def requires(self, options: OciOptions) -> tuple[str, ...]:
+        return (options.payload,)
 
-    def tools_for(self, options: Any) -> tuple[Tool, ...]:
-        opts = options if isinstance(options, OciOptions) else OciOptions()
+    def tools_for(self, options: OciOptions) -> tuple[Tool, ...]:
+        opts = options
         found = [_sdk(opts.engine == "docker")]
         if base_name(opts).startswith("debootstrap:"):
             found.append(DEBOOTSTRAP)
@@ -126,8 +134,8 @@ class OciBackend(Backend):
             found.append(LDD)
         return tuple(found)
 
-    def build(self, ctx: BuildContext) -> Artifact:
-        opts: OciOptions = ctx.options
+    def build(self, ctx: BuildContext[OciOptions]) -> Artifact:
+        opts = ctx.options
         if opts.user.split(":")[0] in ROOT_USERS:
             raise BuildFailed("oci: [tiers.oci] user is root; images run as a non-root user "
                               "(set user to a name or a uid other than 0)")
@@ -164,10 +172,11 @@ class OciBackend(Backend):
                        for layer in image.layers],
         })
         if opts.payload == "tarball":
-            meta["pythonpath"] = f"{opts.workdir}/{source.meta.get('lib') or 'lib'}"
+            meta["pythonpath"] = f"{opts.workdir}/{source.text(Meta.LIB) or 'lib'}"
         return Artifact(self.name, ctx.out, out.name, {}, meta)
 
-    def _labels(self, ctx: BuildContext, opts: OciOptions, epoch: int) -> dict[str, str]:
+    def _labels(self, ctx: BuildContext[OciOptions], opts: OciOptions,
+                epoch: int) -> dict[str, str]:
         labels = {
             "org.opencontainers.image.title": ctx.project.name,
             "org.opencontainers.image.version": ctx.project.version,
@@ -181,7 +190,7 @@ class OciBackend(Backend):
             labels["org.opencontainers.image.source"] = source
         return {**labels, **opts.labels}
 
-    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+    def verify(self, ctx: VerifyContext[OciOptions], artifact: Artifact) -> Verdict:
         from .docker_verify import verify_image
 
         return verify_image(ctx, artifact)

@@ -20,10 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from gradient_build.backend import BuildContext
-from gradient_build.errors import BuildFailed
+from gradient_build.backend import BuildContext, BuildFailed
 
 from .fsindex import DEFAULT_PATH, KEPT, FsIndex, read_layer
 from .layout import (
@@ -45,6 +44,9 @@ TRIM = ("var/lib/apt/lists", "var/cache/apt", "var/cache/debconf/templates.dat-o
 EMPTIED = ("etc/hostname", "etc/resolv.conf", "etc/machine-id")
 RECIPE = "debootstrap-base v2"
 
+
+if TYPE_CHECKING:
+    from . import OciOptions
 
 def arch() -> str:
     machine = platform.machine().lower()
@@ -167,7 +169,7 @@ def read_archive(path: Path, work: Path, what: str) -> Base:
     raise BuildFailed(f"oci: base {what} holds neither an OCI layout nor a docker-archive")
 
 
-def resolve(ctx: BuildContext, base: str, packages: list[str], mirror: str) -> Base:
+def resolve(ctx: BuildContext[OciOptions], base: str, packages: list[str], mirror: str) -> Base:
     """The base image `base` names (see OciOptions.base)."""
     if base == "scratch":
         return Base("scratch", [], {"architecture": arch(), "os": "linux"})
@@ -207,7 +209,7 @@ def docker_client() -> tuple[Any, str]:
     return client, ""
 
 
-def from_daemon(ctx: BuildContext, ref: str, *, pull: bool) -> Base:
+def from_daemon(ctx: BuildContext[OciOptions], ref: str, *, pull: bool) -> Base:
     """Export `ref` from the daemon (pulling it first for a registry reference), cached by ID."""
     client, why = docker_client()
     if client is None:
@@ -274,7 +276,8 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def debootstrap(ctx: BuildContext, suite: str, packages: list[str], mirror: str) -> Base:
+def debootstrap(ctx: BuildContext[OciOptions], suite: str, packages: list[str],
+                mirror: str) -> Base:
     """A minimal Debian with python3 (and `packages`), built once per suite and package list.
 
     apt is left out unless `packages` names it: an image's packages are chosen when its base

@@ -13,7 +13,6 @@ no runtime exists at all is the verdict `level="checked"` (never verified), with
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import struct
@@ -21,19 +20,19 @@ import tarfile
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from gradient_build.backend import Artifact, Verdict, VerifyContext
-from gradient_build.runner import tail
-from gradient_build.sandbox import Result
-from gradient_build.smoke import Smoke
+from gradient_build.backend import Artifact, Result, Verdict, VerifyContext
+from gradient_build.helpers import tail
 
 from .bases import docker_client
 from .fsindex import DEFAULT_PATH, KEPT, FsIndex, norm, read_layer
 from .layout import LAYER_TYPES, MT_CONFIG, MT_MANIFEST, blob_name
 from .payload import passwd_uid
-from .runtimes import choose, runc_missing
+from .runtimes import choose, runc_missing, smoke_command
 
+if TYPE_CHECKING:
+    from . import OciOptions
 
 @dataclass
 class Checked:
@@ -216,7 +215,7 @@ def elf_interpreter(head: bytes) -> str | None:
     return None
 
 
-def verify_image(ctx: VerifyContext, artifact: Artifact) -> Verdict:
+def verify_image(ctx: VerifyContext[OciOptions], artifact: Artifact) -> Verdict:
     started = time.monotonic()
     meta = artifact.meta
     try:
@@ -230,8 +229,8 @@ def verify_image(ctx: VerifyContext, artifact: Artifact) -> Verdict:
                                 f"recorded {meta.get('image_digest')}")
     if checked.problems:
         return Verdict(False, check_cmd, None, round(seconds, 3), "\n".join(checked.problems),
-                       {"problem": checked.problems[0], "runtime": "not run",
-                        "image_digest": checked.manifest_digest})
+                       {"runtime": "not run", "image_digest": checked.manifest_digest},
+                       problem=checked.problems[0])
     summary = {"image_digest": checked.manifest_digest, "checks": "passed"}
     wanted = getattr(ctx.options, "runtime", "auto")
     runtime, why = choose(wanted)
@@ -247,27 +246,13 @@ def verify_image(ctx: VerifyContext, artifact: Artifact) -> Verdict:
     if wanted != "auto":
         problem = f"[tiers.oci] runtime = {wanted!r} is not available here: {why}"
         return Verdict(False, check_cmd, None, round(seconds, 3), problem,
-                       {**summary, "runtime": "not available", "problem": problem})
+                       {**summary, "runtime": "not available"}, problem=problem)
     return Verdict(True, check_cmd, 0, round(seconds, 3),
                    f"structure checked; the image was not run: {why}",
                    {**summary, "runtime": "not available"}, level="checked", why=why)
 
 
-def smoke_command(ctx: VerifyContext, meta: dict[str, Any]
-                   ) -> tuple[Smoke, list[str] | None, list[str], dict[str, str], dict[str, Any]]:
-    """(the smoke judged, entrypoint override or None, arguments, environment, notes)."""
-    smoke = ctx.smoke
-    if smoke.runs_app:
-        return smoke, None, list(smoke.args), {}, {}
-    if meta.get("payload") == "exe":
-        return (dataclasses.replace(smoke, code=None, args=["--help"], expect=None), None,
-                ["--help"], {}, {"note": "a Python-code smoke cannot run in a frozen "
-                                         "executable: ran --help"})
-    code = smoke.python_code(ctx.project.top_level or [ctx.project.import_name])
-    return smoke, ["python3", "-c", code], [], {"PYTHONPATH": str(meta.get("pythonpath"))}, {}
-
-
-def _run(ctx: VerifyContext, artifact: Artifact, client: Any, checked: Checked,
+def _run(ctx: VerifyContext[OciOptions], artifact: Artifact, client: Any, checked: Checked,
          summary: dict[str, Any]) -> Verdict:
     import docker.errors
     import requests
@@ -310,7 +295,7 @@ def _run(ctx: VerifyContext, artifact: Artifact, client: Any, checked: Checked,
     except docker.errors.DockerException as exc:
         result = Result(shown, None, tail(str(exc)), time.monotonic() - started)
         verdict = smoke.judge(result, extra={**summary, "runtime": "docker"})
-        verdict.extra["problem"] = f"docker refused the image: {exc}"
+        verdict.problem = f"docker refused the image: {exc}"
     finally:
         _clean(client, tag, image_id, before_tag, before_image)
     return verdict

@@ -14,17 +14,18 @@ import os
 import shutil
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gradient_build.backend import BuildContext
-from gradient_build.errors import BuildFailed
+from gradient_build.backend import BuildContext, BuildFailed
 
 from . import bases
 from .layout import Image, write_image
 from .payload import Payload, add_libraries, host_libraries, system_layer
 
+if TYPE_CHECKING:
+    from . import OciOptions
 
-def build_with_daemon(ctx: BuildContext, opts: Any, base_ref: str, pay: Payload,
+def build_with_daemon(ctx: BuildContext[OciOptions], opts: Any, base_ref: str, pay: Payload,
                       entrypoint: list[str], labels: dict[str, str], tag: str,
                       out: Path) -> tuple[Image, dict[str, Any]]:
     """Build `pay` on `base_ref` with `docker build`; returns the exported image and its meta."""
@@ -73,7 +74,7 @@ def build_with_daemon(ctx: BuildContext, opts: Any, base_ref: str, pay: Payload,
         "dockerfile": (context / "Dockerfile").read_text()}
 
 
-def _base_in_daemon(ctx: BuildContext, opts: Any, client: Any, ref: str, epoch: int
+def _base_in_daemon(ctx: BuildContext[OciOptions], opts: Any, client: Any, ref: str, epoch: int
                     ) -> tuple[bases.Base, str]:
     """The base, and how a Dockerfile's FROM names it (loading it into the daemon if needed)."""
     import docker.errors
@@ -95,7 +96,7 @@ def _base_in_daemon(ctx: BuildContext, opts: Any, client: Any, ref: str, epoch: 
     return base, name
 
 
-def _export(ctx: BuildContext, image: Any, kinds: list[str], tag: str, epoch: int,
+def _export(ctx: BuildContext[OciOptions], image: Any, kinds: list[str], tag: str, epoch: int,
             out: Path) -> Image:
     """The daemon's image as our combined tar, layers and config as the daemon made them."""
     saved = ctx.work / "saved.tar"

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gradient_build.backend import BuildContext
-from gradient_build.errors import BuildFailed
+from gradient_build.backend import BuildContext, BuildFailed
 
 from . import bases, iso, payload
 from .fsindex import DEFAULT_PATH, FsIndex
@@ -17,9 +16,9 @@ if TYPE_CHECKING:
     from . import OciOptions
 
 
-def build_native(ctx: BuildContext, opts: OciOptions, base_name: str, pay: payload.Payload,
-                 entrypoint: list[str], labels: dict[str, str], tag: str, epoch: int,
-                 out: Path) -> tuple[Image, dict[str, Any]]:
+def build_native(ctx: BuildContext[OciOptions], opts: OciOptions, base_name: str,
+                 pay: payload.Payload, entrypoint: list[str], labels: dict[str, str], tag: str,
+                 epoch: int, out: Path) -> tuple[Image, dict[str, Any]]:
     """Base layers verbatim, then the system, dependency and app layers, and the image tar."""
     base = bases.resolve(ctx, base_name, opts.packages, opts.mirror)
     fs = base.fs() if base.layers else None

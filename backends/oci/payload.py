@@ -15,11 +15,8 @@ from dataclasses import dataclass, field
 from email.parser import Parser
 from pathlib import Path
 
-from gradient_build.archive import safe_extract
-from gradient_build.backend import Artifact
-from gradient_build.errors import BuildFailed
-from gradient_build.project import Project
-from gradient_build.runner import Runner
+from gradient_build.backend import Artifact, BuildFailed, Meta, Project, Runner
+from gradient_build.helpers import safe_extract
 
 from .fsindex import FsIndex
 from .layout import LayerBuilder
@@ -87,12 +84,11 @@ def own_files(lib: Path, project: Project) -> set[str]:
 
 def from_tarball(artifact: Artifact, project: Project, workdir: str, work: Path) -> Payload:
     """The tarball tier's tree at `workdir`: packages in lib/ split by owner, the rest is app."""
-    meta = artifact.meta
     dest = work / "payload"
     dest.mkdir(parents=True, exist_ok=True)
     safe_extract(artifact.path, dest)
-    top = dest / str(meta.get("top") or _only_dir(dest))
-    lib = str(meta.get("lib") or "lib").strip("/")
+    top = dest / (artifact.text(Meta.TOP) or _only_dir(dest))
+    lib = (artifact.text(Meta.LIB) or "lib").strip("/")
     own = _with_ancestors(own_files(top / lib, project))
 
     def is_own(rel: str) -> bool:
@@ -101,28 +97,30 @@ def from_tarball(artifact: Artifact, project: Project, workdir: str, work: Path)
         return rel[len(lib) + 1:] in own
 
     deps, app = _split(top, workdir, is_own)
-    launcher = meta.get("launcher")
+    launcher = artifact.text(Meta.LAUNCHER)
     if launcher:
         return Payload(deps, app, [f"{workdir}/{launcher}"])
-    return Payload(deps, app, [str(meta.get("python") or "python3")],
+    return Payload(deps, app, [artifact.text(Meta.PYTHON) or "python3"],
                    {"PYTHONPATH": f"{workdir}/{lib}"})
 
 
 def from_exe(artifact: Artifact, project: Project, workdir: str, work: Path) -> Payload:
     """The exe tier's binary (onefile) or folder (onedir) at `workdir`."""
-    meta = artifact.meta
-    floor = meta.get("glibc_floor")
-    if meta.get("mode") != "onedir":
-        name = str(meta.get("entry") or artifact.primary)
+    floor = artifact.text(Meta.GLIBC_FLOOR)
+    if artifact.text(Meta.MODE) != "onedir":
+        name = artifact.text(Meta.ENTRY) or artifact.primary
         app = LayerBuilder()
         app.file(f"{workdir}/{name}", source=artifact.path, mode=0o755)
+        for other in artifact.texts(Meta.SCRIPTS):  # every console script's executable
+            if other != name and (artifact.root / other).is_file():
+                app.file(f"{workdir}/{other}", source=artifact.root / other, mode=0o755)
         return Payload(LayerBuilder(), app, [f"{workdir}/{name}"], binaries=[artifact.path],
                        glibc_floor=floor)
     dest = work / "payload"
     dest.mkdir(parents=True, exist_ok=True)
     safe_extract(artifact.path, dest)
-    top = dest / str(meta.get("top") or _only_dir(dest))
-    launcher = str(meta["launcher"])
+    top = dest / (artifact.text(Meta.TOP) or _only_dir(dest))
+    launcher = artifact.need(Meta.LAUNCHER)
     names = project.top_level or [project.import_name]
     mine = (*(f"_internal/{n}" for n in names), f"_internal/{project.dist_name}-")
 

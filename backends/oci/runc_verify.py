@@ -19,13 +19,16 @@ import tarfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gradient_build.backend import Artifact, Verdict, VerifyContext
-from gradient_build.sandbox import Result, minimal_env
+from gradient_build.backend import Artifact, Result, Verdict, VerifyContext
+from gradient_build.helpers import minimal_env
 
 from .fsindex import norm
-from .runtimes import GET_RUNC, RUNC, UMOCI
+from .runtimes import GET_RUNC, RUNC, UMOCI, smoke_command
+
+if TYPE_CHECKING:
+    from . import OciOptions
 
 LAYOUT_FILES = ("oci-layout", "index.json")
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -68,10 +71,9 @@ def process_for(config: dict[str, Any], image: dict[str, Any], entrypoint: list[
     return argv
 
 
-def run_with_runc(ctx: VerifyContext, artifact: Artifact, image: dict[str, Any],
+def run_with_runc(ctx: VerifyContext[OciOptions], artifact: Artifact, image: dict[str, Any],
                   summary: dict[str, Any]) -> Verdict:
     """Unpack the image into a bundle and run the smoke in it with runc (see the docstring)."""
-    from .docker_verify import smoke_command
 
     started = time.monotonic()
     smoke, entrypoint, args, env, notes = smoke_command(ctx, artifact.meta)
@@ -79,18 +81,18 @@ def run_with_runc(ctx: VerifyContext, artifact: Artifact, image: dict[str, Any],
     extra = {**summary, **notes, "runtime": "runc"}
     if umoci is None or runc is None:
         why = f"runc or umoci is not installed: {GET_RUNC}"
-        return Verdict(False, ["runc", "run"], None, 0.0, why, {**extra, "problem": why})
+        return Verdict(False, ["runc", "run"], None, 0.0, why, extra, problem=why)
     box = ctx.sandbox.fresh_dir("gradient-verify-oci-")
     layout, bundle = box / "layout", box / "bundle"
     tools_env = minimal_env(HOME=str(box))
     try:
-        ref = extract_layout(artifact.path, layout) or str(artifact.meta.get("tag", "")
+        ref = extract_layout(artifact.path, layout) or str(artifact.text("tag") or ""
                                                             ).rpartition(":")[2]
         unpack = [str(umoci), "unpack", "--image", f"{layout}:{ref}", str(bundle)]
         unpacked = ctx.sandbox.run(unpack, cwd=box, env=tools_env, timeout=600, offline=False)
         if unpacked.exit_code != 0:
             verdict = smoke.judge(unpacked, extra=extra)
-            verdict.extra["problem"] = "umoci could not unpack the image into a runc bundle"
+            verdict.problem = "umoci could not unpack the image into a runc bundle"
             return verdict
         shutil.rmtree(layout, ignore_errors=True)
         config_path = bundle / "config.json"
@@ -99,9 +101,9 @@ def run_with_runc(ctx: VerifyContext, artifact: Artifact, image: dict[str, Any],
         user = config["process"].get("user") or {}
         ran_as = f"{user.get('uid')}:{user.get('gid')}"
         if not user.get("uid"):
-            why = f"the image's user {artifact.meta.get('user')!r} resolves to {ran_as}: root"
+            why = f"the image's user {artifact.text('user')!r} resolves to {ran_as}: root"
             return Verdict(False, unpack, None, round(time.monotonic() - started, 3), why,
-                           {**extra, "problem": why, "user": ran_as})
+                           {**extra, "user": ran_as}, problem=why)
         config_path.write_text(json.dumps(config, indent=1))
         result = _run(ctx, runc, bundle, box, tools_env, smoke.timeout)
         result.seconds = time.monotonic() - started
@@ -113,7 +115,7 @@ def run_with_runc(ctx: VerifyContext, artifact: Artifact, image: dict[str, Any],
         shutil.rmtree(layout, ignore_errors=True)
 
 
-def _run(ctx: VerifyContext, runc: Path, bundle: Path, box: Path, env: dict[str, str],
+def _run(ctx: VerifyContext[OciOptions], runc: Path, bundle: Path, box: Path, env: dict[str, str],
          timeout: float) -> Result:
     """`runc run` in the foreground, output captured; the container is always deleted."""
     cid = f"gradient-oci-{uuid.uuid4().hex[:12]}"

@@ -10,10 +10,15 @@ verification's cache key: a result proven with one runtime is not replayed with 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+from typing import TYPE_CHECKING, Any
 
-from gradient_build.tools import Tool
+from gradient_build.backend import Smoke, Tool, VerifyContext
+
+if TYPE_CHECKING:
+    from . import OciOptions
 
 GET_RUNC = "apt-get install runc umoci"
 UMOCI = Tool("umoci", f"{GET_RUNC} (unpacks an image for runc when no Docker daemon answers)",
@@ -68,3 +73,18 @@ def choose(wanted: str) -> tuple[str | None, str]:
 def environment(wanted: str) -> dict[str, str | None]:
     """What a verification with this `runtime` option would run on here (its cache key)."""
     return {"runtime": choose(wanted)[0]}
+
+
+def smoke_command(ctx: VerifyContext[OciOptions], meta: dict[str, Any]
+                  ) -> tuple[Smoke, list[str] | None, list[str], dict[str, str], dict[str, Any]]:
+    """How any runtime runs the smoke in the image: (the smoke judged, an entrypoint override
+    or None, arguments, environment, notes)."""
+    smoke = ctx.smoke
+    if smoke.runs_app:
+        return smoke, None, list(smoke.args), {}, {}
+    if meta.get("payload") == "exe":
+        return (dataclasses.replace(smoke, code=None, args=["--help"], expect=None), None,
+                ["--help"], {}, {"note": "a Python-code smoke cannot run in a frozen "
+                                         "executable: ran --help"})
+    code = smoke.python_code(ctx.project.top_level or [ctx.project.import_name])
+    return smoke, ["python3", "-c", code], [], {"PYTHONPATH": str(meta.get("pythonpath"))}, {}

@@ -18,12 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
-from gradient_build.cleanroom import venv_prefix
-from gradient_build.errors import BuildFailed
-from gradient_build.options import doc
-from gradient_build.sandbox import Result, minimal_env
-from gradient_build.tools import Tool
+from gradient_build.backend import (
+    JSON,
+    Artifact,
+    Backend,
+    BuildContext,
+    BuildFailed,
+    Meta,
+    Result,
+    Tool,
+    Verdict,
+    VerifyContext,
+    doc,
+)
+from gradient_build.helpers import minimal_env, venv_prefix
 
 from .interpreters import NoInterpreter, admits, candidates, combine, probe, tag_constraints
 
@@ -59,7 +67,7 @@ class PexOptions:
         "behind gradient's own (each one the constraints admit runs the smoke)", [])
 
 
-class PexBackend(Backend):
+class PexBackend(Backend[PexOptions]):
     name = "pex"
     rank = 40
     artifact = ".pex (an executable zip of the app and its dependencies)"
@@ -72,8 +80,8 @@ class PexBackend(Backend):
     uses_sources = False  # all it takes from the project comes in the artifacts it consumes
     cost = 3.0
 
-    def build(self, ctx: BuildContext) -> Artifact:
-        options: PexOptions = ctx.options
+    def build(self, ctx: BuildContext[PexOptions]) -> Artifact:
+        options = ctx.options
         wheel = ctx.inputs["wheel"]
         houses = sorted({p.parent for p in wheel.of_role("dependency")})
         out = ctx.out / f"{ctx.project.name}-{ctx.project.version}.pex"
@@ -100,11 +108,11 @@ class PexBackend(Backend):
                                 "interpreter_constraints": constraints}
         return Artifact(self.name, ctx.out, out.name, {}, meta)
 
-    def verify_environment(self, options: Any) -> dict[str, Any]:
+    def verify_environment(self, options: PexOptions) -> dict[str, JSON]:
         """The Pythons a verification may run the pex under (paths only: cheap)."""
         return {"interpreters": candidates(getattr(options, "interpreters", []))}
 
-    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+    def verify(self, ctx: VerifyContext[PexOptions], artifact: Artifact) -> Verdict:
         """Run a copy of the pex from another directory, offline, under a minimal env.
 
         Each run gets a throw-away PEX_ROOT, so the pex unpacks itself from scratch and
@@ -129,18 +137,18 @@ class PexBackend(Backend):
         again = ctx.sandbox.run(cmd, cwd=elsewhere, env=bare, timeout=ctx.smoke.timeout)
         second = ctx.smoke.judge(again)
         if not second.ok:
-            second.extra["problem"] = ("does not start under env -i (no PATH, HOME or LANG): "
-                                       + str(second.extra.get("problem", "")))
+            second.problem = ("does not start under env -i (no PATH, HOME or LANG): "
+                                       + second.problem)
             return second
         verdict.extra["bare_env"] = bare_summary(again)
         return self._every_interpreter(ctx, artifact, verdict, place, elsewhere)
 
-    def _every_interpreter(self, ctx: VerifyContext, artifact: Artifact, verdict: Verdict,
-                           place: Path, elsewhere: Path) -> Verdict:
+    def _every_interpreter(self, ctx: VerifyContext[PexOptions], artifact: Artifact,
+                           verdict: Verdict, place: Path, elsewhere: Path) -> Verdict:
         """The smoke again under each Python here that the pex's constraints admit, forced
         with `/abs/python3.X app.pex` and PEX_PYTHON, under a bare `env -i`: a pex is only
         verified for the interpreters it was seen to run on."""
-        constraints = list(artifact.meta.get("interpreter_constraints") or [])
+        constraints = artifact.texts("interpreter_constraints")
         found = probe(candidates(ctx.options.interpreters))
         ran: list[dict[str, Any]] = []
         for n, python in enumerate(p for p in found if admits(constraints, p)):
@@ -153,9 +161,9 @@ class PexBackend(Backend):
             ran.append({"python": python.path, "version": python.version,
                         **bare_summary(result)})
             if not run.ok:
-                run.extra["problem"] = (f"under Python {python.version} ({python.path}), which "
+                run.problem = (f"under Python {python.version} ({python.path}), which "
                                         f"its constraints {constraints} admit: "
-                                        + str(run.extra.get("problem", "")))
+                                        + run.problem)
                 run.extra["interpreters"] = ran
                 return run
         verdict.extra["interpreters"] = ran
@@ -164,7 +172,8 @@ class PexBackend(Backend):
         return verdict
 
 
-def pex_constraints(ctx: BuildContext, options: PexOptions, wheels: list[Path]) -> list[str]:
+def pex_constraints(ctx: BuildContext[PexOptions], options: PexOptions,
+                    wheels: list[Path]) -> list[str]:
     """The user's constraints (else requires-python) narrowed to what the wheels' tags allow."""
     bases = options.interpreter_constraints or (
         [ctx.project.requires_python] if ctx.project.requires_python else [])
@@ -174,9 +183,9 @@ def pex_constraints(ctx: BuildContext, options: PexOptions, wheels: list[Path]) 
         raise BuildFailed(f"pex: {exc}") from None
 
 
-def entry_args(ctx: BuildContext) -> list[str]:
+def entry_args(ctx: BuildContext[PexOptions]) -> list[str]:
     """`-c SCRIPT` for a console script, `-e MODULE:FUNC` for an explicit entry, else none."""
-    script, entry = ctx.project.entry_point(ctx.config)
+    script, entry = ctx.app.script, ctx.app.entry
     if script and ctx.project.scripts.get(script) == entry:
         return ["-c", script]
     if entry:
@@ -201,7 +210,7 @@ def base_interpreter() -> str:
     return str(candidate if candidate.exists() else Path(sys.executable).resolve())
 
 
-def smoke_command(ctx: VerifyContext, pex: Path,
+def smoke_command(ctx: VerifyContext[PexOptions], pex: Path,
                   artifact: Artifact) -> tuple[list[str], dict[str, str]]:
     """The smoke as pex runs it: `./x.pex ARGS` for an app, `./x.pex -c CODE` otherwise.
 
@@ -211,8 +220,8 @@ def smoke_command(ctx: VerifyContext, pex: Path,
     smoke = ctx.smoke
     if smoke.runs_app:
         return [str(pex), *smoke.args], {}
-    modules = ctx.inputs["wheel"].meta.get("top_level") or [ctx.project.import_name]
-    extra = {"PEX_INTERPRETER": "1"} if artifact.meta.get("entry") else {}
+    modules = ctx.inputs["wheel"].texts(Meta.TOP_LEVEL) or [ctx.project.import_name]
+    extra = {"PEX_INTERPRETER": "1"} if artifact.text(Meta.ENTRY) else {}
     return [str(pex), "-c", smoke.python_code(list(modules))], extra
 
 

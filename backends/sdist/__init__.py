@@ -7,26 +7,32 @@ import tarfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from gradient_build.archive import repack_tar_gz
-from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
-from gradient_build.config import Config
-from gradient_build.errors import BuildFailed
-from gradient_build.options import doc
-from gradient_build.project import Project
-from gradient_build.pyenv import (
+from gradient_build.backend import (
+    App,
+    Artifact,
+    Backend,
+    BuildContext,
+    BuildFailed,
+    Project,
+    Tool,
+    Verdict,
+    VerifyContext,
+    doc,
+)
+from gradient_build.helpers import (
     PIP,
     fetch_wheelhouse,
+    minimal_env,
     pep517_build,
+    repack_tar_gz,
     runtime_requirements,
     stage,
     uv_path,
     verify_installed,
     wheel_top_level,
 )
-from gradient_build.sandbox import minimal_env
-from gradient_build.tools import Tool
 
 LEGACY_REQUIRES = ["setuptools>=40.8.0", "wheel"]
 
@@ -37,7 +43,7 @@ class SdistOptions:
         "PEP 517 frontend: uv when present (auto), or pypa/build", "auto")
 
 
-class SdistBackend(Backend):
+class SdistBackend(Backend[SdistOptions]):
     name = "sdist"
     rank = 20
     artifact = ".tar.gz source distribution"
@@ -52,10 +58,10 @@ class SdistBackend(Backend):
     Options = SdistOptions
     ships_config = True  # the sdist holds gradient.toml itself
 
-    def skip(self, project: Project, config: Config, options: Any) -> str | None:
+    def skip(self, project: Project, app: App, options: SdistOptions) -> str | None:
         return None if project.buildable else "the project has no pyproject.toml or setup.py"
 
-    def build(self, ctx: BuildContext) -> Artifact:
+    def build(self, ctx: BuildContext[SdistOptions]) -> Artifact:
         assert ctx.project.sources is not None
         if not ctx.project.buildable:
             raise BuildFailed("sdist: the project has no pyproject.toml or setup.py; "
@@ -69,7 +75,7 @@ class SdistBackend(Backend):
                          ctx.tool_cache("wheelhouse"))
         return Artifact(self.name, ctx.out, target.name, {}, {"build_requires": requires})
 
-    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+    def verify(self, ctx: VerifyContext[SdistOptions], artifact: Artifact) -> Verdict:
         where = ctx.sandbox.fresh_dir()
         links = stage(ctx.cache_dir / "tools" / "wheelhouse", where / "index")
         sdist = stage(artifact.path, where / "sdist")
@@ -90,7 +96,7 @@ class SdistBackend(Backend):
         wheels = sorted(out.glob("*.whl"))
         if result.exit_code != 0 or not wheels:
             verdict = ctx.smoke.judge(result)
-            verdict.extra["problem"] = "building a wheel from the sdist failed"
+            verdict.problem = "building a wheel from the sdist failed"
             verdict.ok = False
             return verdict
         return verify_installed(ctx, wheels, [links], wheel_top_level(wheels[0]))

@@ -17,15 +17,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gradient_build.archive import safe_extract, tree_entries, write_tar
-from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
-from gradient_build.cleanroom import build_paths, find_paths, hide_prefix, venv_prefix
-from gradient_build.errors import BuildFailed
-from gradient_build.events import Event
-from gradient_build.options import doc
-from gradient_build.sandbox import minimal_env
-from gradient_build.smoke import Smoke
-from gradient_build.tools import Tool
+from gradient_build.backend import (
+    Artifact,
+    Backend,
+    BuildContext,
+    BuildFailed,
+    Event,
+    Meta,
+    Smoke,
+    Tool,
+    Verdict,
+    VerifyContext,
+    doc,
+)
+from gradient_build.helpers import (
+    build_paths,
+    find_paths,
+    hide_prefix,
+    minimal_env,
+    safe_extract,
+    tree_entries,
+    venv_prefix,
+    write_tar,
+)
 
 from .launcher import launcher_script, python_prelude, q
 
@@ -40,7 +54,7 @@ class TarballOptions:
         "python3")
 
 
-class TarballBackend(Backend):
+class TarballBackend(Backend[TarballOptions]):
     name = "tarball"
     rank = 50
     artifact = ".tar.gz of a self-contained directory: app + dependencies + launcher"
@@ -51,8 +65,8 @@ class TarballBackend(Backend):
     Options = TarballOptions
     uses_sources = False  # all it takes from the project comes in the artifacts it consumes
 
-    def build(self, ctx: BuildContext) -> Artifact:
-        options: TarballOptions = ctx.options
+    def build(self, ctx: BuildContext[TarballOptions]) -> Artifact:
+        options = ctx.options
         wheel = ctx.inputs["wheel"]
         top_name = f"{ctx.project.name}-{ctx.project.version}"
         stage = ctx.work / "tree"
@@ -83,63 +97,63 @@ class TarballBackend(Backend):
                                 "launchers": [f"bin/{name}" for name in scripts]}
         return Artifact(self.name, ctx.out, tarball.name, {}, meta)
 
-    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+    def verify(self, ctx: VerifyContext[TarballOptions], artifact: Artifact) -> Verdict:
         """Extract to a fresh random path, then run the smoke offline under a minimal env
         with the build's paths hidden; an app runs again through a symlink elsewhere.
         """
-        meta = artifact.meta
         place = ctx.sandbox.fresh_dir("gradient-tarball-")
         safe_extract(artifact.path, place)
-        top = place / meta["top"]
-        lib = top / meta["lib"]
+        top = place / artifact.need(Meta.TOP)
+        lib = top / artifact.need(Meta.LIB)
         leaks = find_paths(top, build_paths(ctx.project.root, ctx.cache_dir))
         if leaks:
             return Verdict(False, [], None, 0.0, "\n".join(f"{f}: {p}" for f, p in leaks),
-                           {"problem": "the tree names a path of the build machine, which "
-                                       "will not exist where it is going: " + describe(leaks)})
+                           problem="the tree names a path of the build machine, which will "
+                                   "not exist where it is going: " + describe(leaks))
         env = minimal_env()
         run_dir = ctx.sandbox.fresh_dir("gradient-run-")
         links = ctx.sandbox.fresh_dir("gradient-link-")
-        interpreter = shutil.which(meta["python"], path=env["PATH"])
+        python = artifact.need(Meta.PYTHON)
+        interpreter = shutil.which(python, path=env["PATH"])
         keep = [Path(interpreter)] if interpreter else []
         smoke = ctx.smoke
         extra: dict[str, Any] = {}
         if not hide_prefix():
             ctx.emit(Event("warning", self.name, "no mount namespace here: the smoke runs "
                            "with the build paths still visible (only the scan checks them)"))
-        launcher = meta.get("launcher")
+        launcher = artifact.text(Meta.LAUNCHER)
         if launcher and smoke.runs_app:
             cmd = [str(top / launcher), *smoke.args]
         else:
-            modules = ctx.inputs["wheel"].meta.get("top_level") or [ctx.project.import_name]
+            modules = ctx.inputs["wheel"].texts(Meta.TOP_LEVEL) or [ctx.project.import_name]
             prelude = python_prelude(ctx.project.name,
-                                     compiled_for(lib, meta["python_version"]), q(str(lib)))
-            cmd = [meta["python"], "-I", "-c",
+                                     compiled_for(lib, artifact.need(Meta.PYTHON_VERSION)),
+                                     q(str(lib)))
+            cmd = [python, "-I", "-c",
                    prelude + smoke.python_code(list(modules))]
         result = ctx.sandbox.run(cmd, cwd=run_dir, env=env, timeout=smoke.timeout, keep=keep)
         verdict = smoke.judge(result, extra=extra)
         if not verdict.ok:
             return verdict
-        every = [str(x) for x in meta.get("launchers") or ([launcher] if launcher else [])]
+        every = artifact.texts(Meta.LAUNCHERS) or ([launcher] if launcher else [])
         if launcher and smoke.runs_app:
             link = symlink_chain(links, top / launcher)
             again = ctx.sandbox.run([str(link), *smoke.args], cwd=run_dir, env=env,
                                     timeout=smoke.timeout, keep=keep)
             second = smoke.judge(again, extra=extra)
             if not second.ok:
-                second.extra["problem"] = ("through a symlink to the launcher: "
-                                           + str(second.extra.get("problem", "")))
+                second.problem = ("through a symlink to the launcher: "
+                                           + second.problem)
                 return second
             verdict.extra["symlink"] = {"command": again.command, "exit_code": again.exit_code}
         return self._every_launcher(ctx, top, every, verdict, run_dir, keep)
 
-    def _every_launcher(self, ctx: VerifyContext, top: Path, every: list[str], verdict: Verdict,
-                        run_dir: Path, keep: list[Path]) -> Verdict:
+    def _every_launcher(self, ctx: VerifyContext[TarballOptions], top: Path, every: list[str],
+                        verdict: Verdict, run_dir: Path, keep: list[Path]) -> Verdict:
         """Every script's launcher must start: each imports its entry point (and exits before
         calling it, GRADIENT_ENTRY_CHECK=1) and, when [verify] is the default `--help`, also
         runs `--help`, which must exit 0. The main one has already run the smoke."""
-        default_help = (ctx.config.verify.args is None and ctx.config.verify.code is None
-                        and ctx.smoke.args == ["--help"])
+        default_help = ctx.smoke.default and ctx.smoke.args == ["--help"]
         checks: list[tuple[str, list[str], dict[str, str]]] = []
         for launcher in every:
             path = str(top / launcher)
@@ -154,19 +168,19 @@ class TarballBackend(Backend):
             ran.append({"launcher": launcher, "check": what, "exit_code": result.exit_code})
             if result.exit_code != 0:
                 failed = Smoke(None, None, timeout=ctx.smoke.timeout).judge(result)
-                failed.extra["problem"] = (f"{launcher} ({what}): "
-                                           + str(failed.extra.get("problem", "")))
+                failed.problem = (f"{launcher} ({what}): "
+                                           + failed.problem)
                 failed.extra["launchers"] = ran
                 return failed
         verdict.extra["launchers"] = ran
         return verdict
 
 
-def launchers(ctx: BuildContext) -> tuple[str | None, dict[str, str]]:
+def launchers(ctx: BuildContext[TarballOptions]) -> tuple[str | None, dict[str, str]]:
     """(the main launcher, {name: entry} of every launcher): one per [project.scripts] entry
     of the distribution, and the app's own when [app] names an entry of its own."""
-    script, entry = ctx.project.entry_point(ctx.config)
-    scripts = dict(ctx.project.scripts) if entry else {}
+    script, entry = ctx.app.script, ctx.app.entry
+    scripts = dict(ctx.app.scripts) if entry else {}
     main = None
     if entry:
         main = script or ctx.project.name

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
-from gradient_build.config import Config
-from gradient_build.errors import BuildFailed
-from gradient_build.options import doc
-from gradient_build.project import Project
-from gradient_build.pyenv import (
+from gradient_build.backend import (
+    JSON,
+    App,
+    Artifact,
+    Backend,
+    BuildContext,
+    BuildFailed,
+    Meta,
+    Project,
+    Role,
+    Tool,
+    Verdict,
+    VerifyContext,
+    doc,
+)
+from gradient_build.helpers import (
     fetch_wheelhouse,
     pep517_build,
     verify_installed,
@@ -19,7 +29,6 @@ from gradient_build.pyenv import (
     wheel_is_pure_tag,
     wheel_top_level,
 )
-from gradient_build.tools import Tool
 
 WHEELHOUSE = "wheelhouse"
 
@@ -31,7 +40,7 @@ class WheelOptions:
     wheelhouse: bool = doc("also collect wheels of every runtime dependency", True)
 
 
-class WheelBackend(Backend):
+class WheelBackend(Backend[WheelOptions]):
     name = "wheel"
     rank = 30
     artifact = ".whl + a wheelhouse of its dependencies"
@@ -46,11 +55,11 @@ class WheelBackend(Backend):
     Options = WheelOptions
     cost = 2.0
 
-    def skip(self, project: Project, config: Config, options: Any) -> str | None:
+    def skip(self, project: Project, app: App, options: WheelOptions) -> str | None:
         return None if project.buildable else "the project has no pyproject.toml or setup.py"
 
-    def build(self, ctx: BuildContext) -> Artifact:
-        options: WheelOptions = ctx.options
+    def build(self, ctx: BuildContext[WheelOptions]) -> Artifact:
+        options = ctx.options
         assert ctx.project.sources is not None
         if not ctx.project.buildable:
             raise BuildFailed("wheel: the project has no pyproject.toml or setup.py; "
@@ -62,12 +71,12 @@ class WheelBackend(Backend):
         roles: dict[str, str] = {}
         if options.wheelhouse:
             for dep in fetch_wheelhouse(ctx.run, [target], ctx.out / WHEELHOUSE, exclude=target):
-                roles[f"{WHEELHOUSE}/{dep.name}"] = "dependency"
-        meta: dict[str, Any] = {"top_level": wheel_top_level(target),
-                                "python": sys.version.split()[0]}
+                roles[f"{WHEELHOUSE}/{dep.name}"] = Role.DEPENDENCY
+        meta: dict[str, JSON] = {Meta.TOP_LEVEL: wheel_top_level(target),
+                                 "python": sys.version.split()[0]}
         return Artifact(self.name, ctx.out, target.name, roles, meta)
 
-    def verify(self, ctx: VerifyContext, artifact: Artifact) -> Verdict:
+    def verify(self, ctx: VerifyContext[WheelOptions], artifact: Artifact) -> Verdict:
         wheel = artifact.path
         binaries = wheel_has_binaries(wheel)
         if binaries and wheel_is_pure_tag(wheel):
@@ -77,5 +86,5 @@ class WheelBackend(Backend):
             raise BuildFailed(f"wheel: {wheel.name} holds no compiled code but carries a "
                               "platform tag: a pure wheel should be py3-none-any")
         return verify_installed(ctx, [wheel], [artifact.root / WHEELHOUSE],
-                                artifact.meta.get("top_level", []))
+                                artifact.texts(Meta.TOP_LEVEL))
 

@@ -8,6 +8,7 @@ with the reasons each tier before it was passed over.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .backend import Backend
 from .config import Config, TargetOptions
@@ -27,7 +28,7 @@ class Step:
     reason: str
 
 
-def advise(project: Project, config: Config, backends: dict[str, Backend],
+def advise(project: Project, config: Config, backends: dict[str, Backend[Any]],
            target: TargetOptions) -> tuple[str | None, list[Step]]:
     """(recommended tier or None, one step per tier in gradient order)."""
     steps: list[Step] = []
@@ -35,7 +36,8 @@ def advise(project: Project, config: Config, backends: dict[str, Backend],
     have = {name for name in FACTS if getattr(target, name)}
     for name, backend in backends.items():
         missing = sorted(backend.needs - have)
-        skip = backend.skip(project, config, config.tier_options.get(name) or backend.Options())
+        skip = backend.skip(project, project.app(config),
+                            config.tier_options.get(name) or backend.Options())
         if missing:
             reason = "the target " + " and ".join(_lacks(m) for m in missing)
             steps.append(Step(name, False, reason))
@@ -52,7 +54,7 @@ def _lacks(fact: str) -> str:
             "container": "runs no containers"}[fact]
 
 
-def _why(backend: Backend) -> str:
+def _why(backend: Backend[Any]) -> str:
     if backend.needs:
         return "the target " + " and ".join(FACTS[n] for n in sorted(backend.needs))
     return f"needs only {backend.target}"

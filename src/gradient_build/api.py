@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import config as config_mod
 from . import project as project_mod
@@ -26,7 +27,7 @@ from .smoke import smoke_for
 class Session:
     config: Config
     project: Project
-    backends: dict[str, Backend]
+    backends: dict[str, Backend[Any]]
     cache: Cache
     out_dir: Path
 

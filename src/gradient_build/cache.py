@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .artifact import Artifact, Verdict
 from .atomic import write_text_atomic
-from .backend import Artifact, Verdict
 from .sources import file_digest
 
 

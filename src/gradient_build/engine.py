@@ -71,6 +71,7 @@ class Engine:
         epoch = project.sources.epoch if project.sources else 0
         self.env = tool_environment(cache.root, epoch)
         self.pid = project_id(project.root)
+        self.app = project.app(config)
         self._lock = threading.Lock()
 
     def nodes(self, tiers: list[str]) -> list[Node]:
@@ -92,7 +93,7 @@ class Engine:
         for node in self.nodes(tiers):
             tools = self._tool_versions(node)
             missing = self._missing(node)
-            reason = node.backend.skip(self.project, self.config, node.options)
+            reason = node.backend.skip(self.project, self.app, node.options)
             blocked = [d for d in node.needs if d in skipped]
             if skip_missing and (reason or missing or blocked):
                 why = reason or (f"missing {'; '.join(missing)}" if missing else
@@ -134,7 +135,7 @@ class Engine:
                         self.emit(Event("skipped", node.tier, report.skipped[node.id]))
                         del pending[node.id]
                         continue
-                    reason = node.backend.skip(self.project, self.config, node.options)
+                    reason = node.backend.skip(self.project, self.app, node.options)
                     if reason and skip_missing:
                         del pending[node.id]
                         report.skipped[node.id] = reason
@@ -224,9 +225,11 @@ class Engine:
             out = work / "out"
             out.mkdir()
             runner = Runner(node.tier, dict(self.env), self.emit)
-            ctx = BuildContext(node.tier, self.project, self.config, node.options,
-                               {d: e.artifact for d, e in inputs.items()}, work / "scratch", out,
-                               dict(self.env), runner, self.emit, self.cache.root)
+            ctx: BuildContext[object] = BuildContext(
+                tier=node.tier, project=self.project, app=self.app, options=node.options,
+                inputs={d: e.artifact for d, e in inputs.items()}, env=dict(self.env),
+                run=runner, emit=self.emit, cache_dir=self.cache.root,
+                config_file=self.config.path, work=work / "scratch", out=out)
             ctx.work.mkdir()
             artifact = node.backend.build(ctx)
             self._check_artifact(node, artifact)
@@ -294,7 +297,7 @@ class Engine:
             if verdict.verified:  # only a run is final: a check is redone once it can run
                 self.cache.store_verdict(key, vkey, verdict)
         if not verdict.ok:
-            problem = verdict.extra.get("problem", "verification failed")
+            problem = (verdict.problem or "verification failed")
             ran = f": {' '.join(verdict.command)}" if verdict.command else ""
             raise VerifyFailed(f"{node.tier}: {problem}{ran}", detail=verdict.output)
         if not verdict.verified:
@@ -314,15 +317,17 @@ class Engine:
         self.emit(Event("step", node.tier, "verifying"))
         sandbox = Sandbox(hide=build_paths(self.project.root, self.cache.root))
         runner = Runner(node.tier, dict(self.env), self.emit)
-        ctx = VerifyContext(node.tier, self.project, self.config, node.options,
-                            smoke_for(self.config, self.project), sandbox, inputs,
-                            dict(self.env), runner, self.emit, self.cache.root)
+        ctx: VerifyContext[object] = VerifyContext(
+            tier=node.tier, project=self.project, app=self.app, options=node.options,
+            inputs=inputs, env=dict(self.env), run=runner, emit=self.emit,
+            cache_dir=self.cache.root, config_file=self.config.path,
+            smoke=smoke_for(self.config, self.project), sandbox=sandbox)
         started = time.monotonic()
         try:
             verdict = node.backend.verify(ctx, artifact)
         except GradientError as exc:
             verdict = Verdict(False, [], None, time.monotonic() - started, tail(exc.detail),
-                              {"problem": exc.message.removeprefix(f"{node.tier}: ")})
+                              problem=exc.message.removeprefix(f"{node.tier}: "))
         finally:
             sandbox.cleanup()
         verdict.extra.setdefault("isolation", sandbox.isolation)

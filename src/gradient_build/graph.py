@@ -24,7 +24,7 @@ class Node:
     """One thing to build. Identity is (tier, variant): one variant per tier today."""
 
     tier: str
-    backend: Backend
+    backend: Backend[Any]
     options: Any
     needs: tuple[str, ...]
     variant: str = "default"
@@ -34,7 +34,7 @@ class Node:
         return self.tier if self.variant == "default" else f"{self.tier}@{self.variant}"
 
 
-def resolve(wanted: list[str], config: Config, backends: dict[str, Backend]) -> list[Node]:
+def resolve(wanted: list[str], config: Config, backends: dict[str, Backend[Any]]) -> list[Node]:
     """The nodes `wanted` needs, dependencies first (gradient order among equals)."""
     nodes: dict[str, Node] = {}
     visiting: list[str] = []

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .artifact import Artifact, Verdict
 from .atomic import write_text_atomic
-from .backend import Artifact, Verdict
 from .cache import Entry
 from .errors import BuildFailed
 from .runner import uninterruptible

@@ -17,11 +17,23 @@ import tomli
 from .atomic import write_text_atomic
 from .errors import BuildFailed, ConfigError
 from .options import nearest
-from .pyenv import uv_path
 from .sources import SourceTree
+from .tools import uv_path
 
 if TYPE_CHECKING:
     from .config import Config
+
+
+@dataclass(frozen=True)
+class App:
+    """What the artifact runs, resolved once from [app] and the project's console scripts:
+    `entry` ('module:function') is None for a library; `module` is a single-module project's
+    file; `scripts` is every console script the distribution declares."""
+
+    script: str | None = None
+    entry: str | None = None
+    module: str | None = None
+    scripts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,6 +76,11 @@ class Project:
             raise config.error(f"{self.name} has several console scripts "
                                f"({', '.join(self.scripts)}): name one in [app] script", "app")
         return None, None
+
+    def app(self, config: Config) -> App:
+        """The app this configuration ships (ConfigError when [app] names none that exists)."""
+        script, entry = self.entry_point(config)
+        return App(script, entry, config.app.module, dict(self.scripts))
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

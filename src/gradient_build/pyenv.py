@@ -10,7 +10,7 @@ import shutil
 import sys
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_wheel_filename
@@ -19,26 +19,15 @@ from .errors import BuildFailed, ToolMissing
 from .runner import Runner
 from .sandbox import Result, Sandbox, minimal_env
 from .smoke import command_in_env
-from .tools import Tool
+from .tools import Tool, uv_path
 
 if TYPE_CHECKING:
     from .backend import Verdict, VerifyContext
 
-UV = Tool("uv", "pip install uv", command="uv", dist="uv", required=False)
+OptionsT = TypeVar("OptionsT")
+
 PIP = Tool("pip", f"{sys.executable} -m ensurepip --upgrade (Debian: apt install python3-pip)",
            dist="pip")
-
-
-def uv_path() -> Path | None:
-    found = UV.path()
-    if found:
-        return found
-    try:
-        import uv
-
-        return Path(uv.find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        return None
 
 
 def pep517_build(run: Runner, source: Path, out: Path, kind: str, frontend: str = "auto") -> Path:
@@ -159,7 +148,7 @@ def stage(path: Path, dest_dir: Path) -> Path:
     return dest_dir if path.is_dir() else dest_dir / path.name
 
 
-def verify_installed(ctx: VerifyContext, targets: list[Path], find_links: list[Path],
+def verify_installed(ctx: VerifyContext[OptionsT], targets: list[Path], find_links: list[Path],
                      modules: list[str]) -> Verdict:
     """Install into a fresh venv offline, then run the smoke from an empty directory."""
     where = ctx.sandbox.fresh_dir()
@@ -171,7 +160,7 @@ def verify_installed(ctx: VerifyContext, targets: list[Path], find_links: list[P
     installed = offline_install(ctx.sandbox, python, targets, find_links)
     if installed.exit_code != 0:
         verdict = ctx.smoke.judge(installed)
-        verdict.extra["problem"] = "offline install failed"
+        verdict.problem = "offline install failed"
         return verdict
     empty = where / "run"
     empty.mkdir()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from .backend import Backend
 
@@ -15,9 +16,9 @@ GROUP = "gradient_build.backends"
 
 
 @functools.cache
-def discover() -> tuple[dict[str, Backend], dict[str, str]]:
+def discover() -> tuple[dict[str, Backend[Any]], dict[str, str]]:
     """(working backends by tier name in gradient order, broken ones with their error)."""
-    found: dict[str, Backend] = {}
+    found: dict[str, Backend[Any]] = {}
     owners: dict[str, str] = {}
     broken: dict[str, str] = {}
     for ep in entry_points(group=GROUP):
@@ -47,7 +48,7 @@ def _owner(ep: EntryPoint) -> str:
     return f"{ep.value} (from {dist.name} {dist.version})" if dist else ep.value
 
 
-def backends() -> dict[str, Backend]:
+def backends() -> dict[str, Backend[Any]]:
     return discover()[0]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .backend import Verdict
+from .artifact import JSON, Verdict
 from .runner import tail
 from .sandbox import Result
 
@@ -24,6 +24,8 @@ class Smoke:
     expect: str | None = None
     code: str | None = None
     timeout: int = 120
+    default: bool = False
+    """No [verify] args or code were given: the smoke is the default (`--help`, imports)."""
 
     @property
     def runs_app(self) -> bool:
@@ -35,7 +37,7 @@ class Smoke:
             return self.code
         return project_imports(fallback_modules)
 
-    def judge(self, result: Result, *, extra: dict[str, object] | None = None) -> Verdict:
+    def judge(self, result: Result, *, extra: dict[str, JSON] | None = None) -> Verdict:
         ok = result.exit_code == 0
         problem = ""
         if not ok:
@@ -43,23 +45,21 @@ class Smoke:
                        else f"exited with {result.exit_code}, expected 0")
         elif self.expect is not None and self.expect not in result.output:
             ok, problem = False, f"output does not contain {self.expect!r}"
-        extra_fields = dict(extra or {})
-        if problem:
-            extra_fields["problem"] = problem
         return Verdict(ok, result.command, result.exit_code, round(result.seconds, 3),
-                       tail(result.output, 60), extra_fields)
+                       tail(result.output, 60), dict(extra or {}), problem=problem)
 
 
 def smoke_for(config: Config, project: Project) -> Smoke:
     """[verify] when given; otherwise `SCRIPT --help` for an app, imports for a library."""
     verify = config.verify
     script, entry = project.entry_point(config)
+    default = verify.args is None and verify.code is None
     if verify.code is not None:
         return Smoke(script, entry, [], verify.expect, verify.code, verify.timeout)
     if script or entry:
         args = verify.args if verify.args is not None else ["--help"]
-        return Smoke(script, entry, list(args), verify.expect, None, verify.timeout)
-    return Smoke(None, None, [], verify.expect, None, verify.timeout)
+        return Smoke(script, entry, list(args), verify.expect, None, verify.timeout, default)
+    return Smoke(None, None, [], verify.expect, None, verify.timeout, default)
 
 
 def project_imports(modules: list[str]) -> str:

@@ -81,3 +81,19 @@ def _binary_version(path: Path, args: tuple[str, ...], cache: Path | None) -> st
         write_text_atomic(store, json.dumps(known, indent=1, sort_keys=True))
     return version
 
+
+
+UV = Tool("uv", "pip install uv", command="uv", dist="uv", required=False)
+
+
+def uv_path() -> Path | None:
+    """uv's executable: beside this Python, on PATH, or inside the `uv` distribution."""
+    found = UV.path()
+    if found:
+        return found
+    try:
+        import uv
+
+        return Path(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return None

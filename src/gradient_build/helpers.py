@@ -1,0 +1,70 @@
+"""The steps tiers share, so backends share them without importing each other.
+
+With `gradient_build.backend` (the contract), this is the whole surface a backend may
+import; the modules these come from are internal. Grouped by what they are for:
+
+- running: `minimal_env` (what `env -i` leaves), `tail` (a tool's last lines),
+  `PASSED_THROUGH` (the environment variables tools may see);
+- Python packaging: `pep517_build`, `fetch_wheelhouse`, `runtime_requirements`, an `Installer`
+  (uv or pip) for fresh environments and offline installs, `verify_installed` (install into a
+  fresh venv offline and run the smoke), wheel facts (`wheel_top_level`, `wheel_is_pure_tag`,
+  `wheel_has_binaries`), `stage` (inputs into the sandbox);
+- launchers: `entry_code` (Python that runs 'module:function' as a console script would),
+  `command_in_env` (the smoke as a command inside an installed environment);
+- archives: `write_tar`, `tree_entries`, `repack_tar_gz` (reproducible), `safe_extract`;
+- the build machine: `build_paths`, `venv_prefix`, `find_paths` (a tree naming them),
+  `hide_prefix` (whether runs can hide them), `file_digest`.
+"""
+
+from __future__ import annotations
+
+from .archive import repack_tar_gz, safe_extract, tree_entries, write_tar
+from .cleanroom import build_paths, find_paths, hide_prefix, venv_prefix
+from .pyenv import (
+    PIP,
+    fetch_wheelhouse,
+    fresh_venv,
+    offline_install,
+    pep517_build,
+    runtime_requirements,
+    stage,
+    verify_installed,
+    wheel_has_binaries,
+    wheel_is_pure_tag,
+    wheel_top_level,
+)
+from .runner import PASSED_THROUGH, tail
+from .sandbox import minimal_env
+from .smoke import command_in_env, entry_code
+from .sources import file_digest
+from .tools import UV, uv_path
+
+__all__ = [
+    "PASSED_THROUGH",
+    "PIP",
+    "UV",
+    "build_paths",
+    "command_in_env",
+    "entry_code",
+    "fetch_wheelhouse",
+    "file_digest",
+    "find_paths",
+    "fresh_venv",
+    "hide_prefix",
+    "minimal_env",
+    "offline_install",
+    "pep517_build",
+    "repack_tar_gz",
+    "runtime_requirements",
+    "safe_extract",
+    "stage",
+    "tail",
+    "tree_entries",
+    "uv_path",
+    "venv_prefix",
+    "verify_installed",
+    "wheel_has_binaries",
+    "wheel_is_pure_tag",
+    "wheel_top_level",
+    "write_tar",
+]
