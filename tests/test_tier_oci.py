@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, IGNORED, artifact_entry, docker_available, run_gradient
+from conftest import (
+    EXAMPLES,
+    IGNORED,
+    artifact_entry,
+    docker_available,
+    reseal,
+    run_gradient,
+)
 
 LAYER = "application/vnd.oci.image.layer.v1.tar"
 EPOCH = "1700000000"
@@ -398,6 +405,10 @@ def test_a_tampered_image_fails_verification(exe: Path, cache_dir: Path, tmp_pat
     data = bytearray(path.read_bytes())
     data[member.offset_data + member.size // 2] ^= 0xFF
     path.write_bytes(bytes(data))
+    unsealed = run_gradient(copy, "verify", "--tier", "oci", "--json", cache_dir=cache_dir)
+    assert unsealed.returncode == 1  # first: it is not the artifact the manifest lists
+    assert "changed since it was built" in json.loads(unsealed.stdout)["oci"]["problem"]
+    reseal(copy, "oci")  # as if a broken build had recorded it: the proof itself must catch it
     proc = run_gradient(copy, "verify", "--tier", "oci", "--json", cache_dir=cache_dir)
     assert proc.returncode == 1
     verdict = json.loads(proc.stdout)["oci"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import artifact_entry, copy_example, run_gradient, sha256
+from conftest import artifact_entry, copy_example, reseal, run_gradient, sha256
 from scripted_app import SCRIPTS, scripted_app
 
 GREETING = "hello, gradient! (from hello-app 0.1.0)"
@@ -225,6 +225,7 @@ def leak_into_tarball(project: Path, tmp_path: Path, cache_dir: Path, spell: str
         tar.add(tree / "hello-app-0.1.0", arcname="hello-app-0.1.0")
     naive = env_i([str(tree / "hello-app-0.1.0/bin/hello")], tmp_path)
     assert naive.stdout.strip() == "secret sauce", naive.stderr  # runs here, as built
+    reseal(project, "tarball")
     return data
 
 
