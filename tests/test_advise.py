@@ -27,3 +27,21 @@ def test_advice_follows_the_target(example: Callable[..., Path], gradient: Gradi
     steps = advice(gradient, app)["steps"]
     assert {"tier": "copy", "fits": False,
             "reason": "the project is not a single module ([app] module names one)"} in steps
+
+
+def test_target_facts_are_an_open_set(example: Callable[..., Path], gradient: Gradient) -> None:
+    """[target] takes every fact the core knows (and tiers declare), names the nearest for a
+    typo, and --fact sets any of them for advise."""
+    app = example("hello-app", toml='tier = "wheel"\n[target]\nconda = true\n'
+                                    'distros = ["debian:bookworm"]\n')
+    assert gradient(app, "plan").returncode == 0
+    typo = example("hello-app", toml='tier = "wheel"\n[target]\ncontaner = true\n')
+    result = gradient(typo, "plan")
+    assert result.returncode == 2
+    assert "gradient.toml:3:" in result.stderr and "did you mean 'container'" in result.stderr
+    wrong = example("hello-app", toml='tier = "wheel"\n[target]\npython = "yes"\n')
+    assert "must be true or false" in gradient(wrong, "plan").stderr
+    no_python = advice(gradient, app, "--fact", "python=no")
+    assert no_python["recommended"] == "exe"
+    bad = gradient(app, "advise", "--fact", "pyhton=no")
+    assert bad.returncode == 2 and "did you mean 'python'" in bad.stderr

@@ -106,7 +106,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-from gradient_build.backend import Artifact, Backend, Tool, doc
+from gradient_build.backend import Artifact, Backend, Fact, Tool, doc
 
 
 @dataclass
@@ -122,6 +122,8 @@ class ZipappBackend(Backend):
     consumes = ("wheel",)
     tools = (Tool("fakezip", "put fakezip on PATH", command="fakezip"),)
     Options = ZipappOptions
+    facts = (Fact("runs_pyz", "runs .pyz files", "runs no .pyz files", True),)
+    needs = frozenset({"runs_pyz"})
 
     def build(self, ctx):
         import zipapp, zipfile
@@ -174,7 +176,8 @@ def third_party(tmp_path: Path) -> dict[str, str]:
 
 def test_third_party_tier_registers_builds_and_tool_versions_key_the_cache(
         example: Callable[..., Path], tmp_path: Path, third_party: dict[str, str]) -> None:
-    project = example("hello-app", toml='tier = "zipapp"\n[verify]\nargs = ["plugin"]\n'
+    project = example("hello-app", toml='tier = "zipapp"\n[target]\nruns_pyz = true\n'
+                                        '[verify]\nargs = ["plugin"]\n'
                                         'expect = "hello, plugin!"\n')
     cache = tmp_path / "plugin-cache"
     tiers = run_gradient(project, "tiers", "--json", cache_dir=cache, env=third_party)

@@ -23,7 +23,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from gradient_build.backend import BuildContext, BuildFailed
-from gradient_build.helpers import uv_path
+from gradient_build.helpers import import_lines, installer
 
 if TYPE_CHECKING:
     from . import ExeOptions
@@ -72,22 +72,12 @@ def link_tools(dest: Path) -> Path:
 def build_env(ctx: BuildContext[ExeOptions], app_wheel: Path, wheelhouses: list[Path]) -> Path:
     """A venv in ctx.work holding the app and its dependencies, plus PyInstaller's links."""
     venv = ctx.work / "venv"
-    env = {**ctx.env, "UV_PYTHON_DOWNLOADS": "never"}
-    links: list[str | Path] = []
-    for house in wheelhouses:
-        links += ["--find-links", house]
-    uv = uv_path()
-    if uv:
-        ctx.run([uv, "venv", "--quiet", "--python", sys.executable, venv], env=env,
-                what="uv venv (exe build env)")
-        ctx.run([uv, "pip", "install", "--python", venv / "bin" / "python", "--no-index",
-                 "--offline", *links, app_wheel], env=env, what="install the app offline")
-    else:
-        ctx.run([sys.executable, "-m", "venv", "--without-pip", venv], what="venv (exe build env)")
-        ctx.run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
-                 "--isolated", "--no-index", "--no-compile", *links, app_wheel],
-                what="install the app offline")
     python = venv / "bin" / "python"
+    tool = installer()
+    env = {**ctx.env, "UV_PYTHON_DOWNLOADS": "never"}
+    ctx.run(tool.venv(venv, sys.executable), env=env, what=f"{tool.name} venv (exe build env)")
+    ctx.run(tool.install(python, [app_wheel], wheelhouses), env=env,
+            what="install the app offline")
     site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
     if not site.is_dir():
         found = sorted(venv.glob("lib/python*/site-packages"))
@@ -147,11 +137,8 @@ def entry_script(dest: Path, entry: str, scripts: dict[str, str] | None = None) 
 
 def _import(entry: str, depth: int) -> str:
     """Lines that import `module:attr.path` (plain imports: the analysis must see them)."""
-    module, _, attr = entry.split("[")[0].strip().partition(":")
-    first, *rest = attr.split(".")
-    target = ".".join(["_entry", *rest])
     inner = "    " * depth
-    return f"{inner}from {module} import {first} as _entry\n{inner}return {target}\n"
+    return import_lines(entry, inner, "_entry") + f"{inner}return _entry\n"
 
 
 def wheel_packages(wheel: Path) -> list[str]:

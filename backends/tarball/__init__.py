@@ -34,6 +34,7 @@ from gradient_build.helpers import (
     build_paths,
     find_paths,
     hide_prefix,
+    installer,
     minimal_env,
     safe_extract,
     tree_entries,
@@ -73,10 +74,9 @@ class TarballBackend(Backend[TarballOptions]):
         top = stage / top_name
         lib = top / "lib"
         houses = sorted({p.parent for p in wheel.of_role("dependency")})
-        ctx.run([sys.executable, "-m", "pip", "install", "--isolated", "--no-cache-dir",
-                 "--no-index", *(arg for h in houses for arg in ("--find-links", h)),
-                 "--target", lib, "--no-compile", "--no-warn-script-location", wheel.path],
-                cwd=ctx.work, what="pip install --target")
+        # pip, measured: what its --target leaves is known and tidied (PITFALLS)
+        ctx.run(installer("pip").install_target(lib, [wheel.path], houses), cwd=ctx.work,
+                what="pip install --target")
         tidy(lib)
         version = f"{sys.version_info[0]}.{sys.version_info[1]}"
         launcher, scripts = launchers(ctx)

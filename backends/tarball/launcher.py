@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import shlex
 
+from gradient_build.helpers import entry_code
+
 
 def python_prelude(app: str, compiled_for: tuple[str, str] | None,
                    lib: str = "sys.argv.pop(1)") -> str:
@@ -55,16 +57,7 @@ def python_prelude(app: str, compiled_for: tuple[str, str] | None,
 def entry_call(script: str, entry: str) -> str:
     """Python that runs `module:attr.path` the way a console-script wrapper does (or, with
     GRADIENT_ENTRY_CHECK=1, only imports it and checks it can be called)."""
-    module, _, attr = entry.split("[")[0].strip().partition(":")
-    head, *rest = attr.split(".")
-    target = "_entry" + "".join(f".{part}" for part in rest)
-    wrong = f"{script}: its entry point {module}:{attr} is not callable"
-    return (f"sys.argv[0] = {q(script)}\n"
-            f"from {module} import {head} as _entry\n"
-            f"_main = {target}\n"
-            "if os.environ.get(\"GRADIENT_ENTRY_CHECK\") == \"1\":\n"
-            f"    sys.exit(0 if callable(_main) else {q(wrong)})\n"
-            "sys.exit(_main())\n")
+    return entry_code(entry, script)
 
 
 def q(text: str) -> str:

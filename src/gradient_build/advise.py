@@ -11,14 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backend import Backend
-from .config import Config, TargetOptions
+from .config import Config
+from .facts import Target
 from .project import Project
-
-FACTS = {
-    "python": "has a Python interpreter",
-    "downloads": "may download packages at install time",
-    "container": "runs containers",
-}
 
 
 @dataclass
@@ -29,32 +24,33 @@ class Step:
 
 
 def advise(project: Project, config: Config, backends: dict[str, Backend[Any]],
-           target: TargetOptions) -> tuple[str | None, list[Step]]:
+           target: Target) -> tuple[str | None, list[Step]]:
     """(recommended tier or None, one step per tier in gradient order)."""
     steps: list[Step] = []
     chosen: str | None = None
-    have = {name for name in FACTS if getattr(target, name)}
     for name, backend in backends.items():
-        missing = sorted(backend.needs - have)
+        missing = sorted(n for n in backend.needs if not target.has(n))
         skip = backend.skip(project, project.app(config),
                             config.tier_options.get(name) or backend.Options())
         if missing:
-            reason = "the target " + " and ".join(_lacks(m) for m in missing)
+            reason = "the target " + " and ".join(_words(target, m, False) for m in missing)
             steps.append(Step(name, False, reason))
         elif skip:
             steps.append(Step(name, False, skip))
         else:
-            steps.append(Step(name, True, _why(backend)))
+            steps.append(Step(name, True, _why(target, backend)))
             chosen = chosen or name
     return chosen, steps
 
 
-def _lacks(fact: str) -> str:
-    return {"python": "has no Python", "downloads": "may not download",
-            "container": "runs no containers"}[fact]
+def _words(target: Target, name: str, has: bool) -> str:
+    fact = target.known.get(name)
+    if fact is None:
+        return f"{'has' if has else 'lacks'} {name}"
+    return fact.has if has else fact.lacks
 
 
-def _why(backend: Backend[Any]) -> str:
+def _why(target: Target, backend: Backend[Any]) -> str:
     if backend.needs:
-        return "the target " + " and ".join(FACTS[n] for n in sorted(backend.needs))
+        return "the target " + " and ".join(_words(target, n, True) for n in sorted(backend.needs))
     return f"needs only {backend.target}"

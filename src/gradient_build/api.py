@@ -18,7 +18,7 @@ from .events import Emit, discard
 from .graph import project_id
 from .project import Project
 from .registry import backends as registered
-from .registry import broken
+from .registry import broken, facts
 from .runner import tool_environment
 from .smoke import smoke_for
 
@@ -39,7 +39,8 @@ class Session:
 
 def load_config(path: Path) -> Config:
     found = registered()
-    return config_mod.load(path, {name: b.Options for name, b in found.items()}, broken())
+    return config_mod.load(path, {name: b.Options for name, b in found.items()}, broken(),
+                           facts())
 
 
 def open_project(config_path: Path | None = None, *, cache_dir: Path | None = None,

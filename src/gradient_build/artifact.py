@@ -9,10 +9,10 @@ writes a key says so here, and a tier that reads one uses the constant, not a st
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal, TypeAlias
+from typing import IO, Final, Literal, TypeAlias
 
 JSON: TypeAlias = "str | int | float | bool | Sequence[JSON] | Mapping[str, JSON] | None"
 """What a manifest can record: the values of `Artifact.meta` and `Verdict.extra`."""
@@ -94,6 +94,16 @@ class Artifact:
         return cls(str(data["tier"]), root, str(data["primary"]),
                    {str(k): str(v) for k, v in roles.items()} if isinstance(roles, Mapping) else {},
                    dict(meta) if isinstance(meta, Mapping) else {})
+
+
+@dataclass(frozen=True)
+class ArchiveReader:
+    """How the secret scan opens one more archive format that a tier ships (a .deb's ar, a
+    .conda's zstd tars): the names it ends with, and a function yielding (member name,
+    content, or None when larger than the limit it is given) from the archive's bytes."""
+
+    suffixes: tuple[str, ...]
+    members: Callable[[IO[bytes], int], Iterator[tuple[str, bytes | None]]]
 
 
 Level = Literal["ran", "checked"]

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
-from .artifact import JSON, Artifact, Level, Meta, Role, Verdict
+from .artifact import JSON, ArchiveReader, Artifact, Level, Meta, Role, Verdict
 from .errors import BuildFailed, ConfigError, GradientError, ToolMissing, VerifyFailed
 from .events import Event
+from .facts import Fact
 from .options import doc
 from .project import App, Project
 from .runner import Runner
@@ -26,9 +27,10 @@ from .smoke import Smoke
 from .tools import Tool
 
 __all__ = [
-    "JSON", "App", "Artifact", "Backend", "BuildContext", "BuildFailed", "ConfigError", "Event",
-    "GradientError", "Level", "Meta", "NoOptions", "Project", "Result", "Role", "Runner",
-    "Sandbox", "Smoke", "Tool", "ToolMissing", "Verdict", "VerifyContext", "VerifyFailed", "doc",
+    "JSON", "App", "ArchiveReader", "Artifact", "Backend", "BuildContext", "BuildFailed",
+    "ConfigError", "Event", "Fact", "GradientError", "Level", "Meta", "NoOptions", "Project",
+    "Result", "Role", "Runner", "Sandbox", "Smoke", "Tool", "ToolMissing", "Verdict",
+    "VerifyContext", "VerifyFailed", "doc"
 ]
 
 OptionsT = TypeVar("OptionsT")
@@ -103,11 +105,15 @@ class Backend(Generic[OptionsT]):
     ships_config: ClassVar[bool] = False
     """The artifact carries gradient.toml's text (an sdist holds every source file), so the
     file is part of its key; for every other tier only the options it reads are."""
+    archive_readers: ClassVar[tuple[ArchiveReader, ...]] = ()
+    """Archive formats this tier's artifacts hold that the secret scan must open too."""
     cost: ClassVar[float] = 1.0
     """Seconds a build usually takes, until this machine has timed one: longest starts first."""
     needs: ClassVar[frozenset[str]] = frozenset()
-    """Facts the target must provide, for `gradient advise` and [target]: "python",
-    "container", ... A tier may name a new fact; [target] then accepts it."""
+    """Facts the target must provide, for `gradient advise`: "python", "container", ..."""
+    facts: ClassVar[tuple[Fact, ...]] = ()
+    """New facts this tier needs that the core does not know (declare them here: [target]
+    then accepts them, and advise has the words for them)."""
 
     def skip(self, project: Project, app: App, options: OptionsT) -> str | None:
         """Why this tier does not apply to the project (`--all` then skips it), or None."""

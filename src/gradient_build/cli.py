@@ -255,6 +255,8 @@ def advise(
                                                    help="installs may download")] = None,
     container: Annotated[bool | None, typer.Option("--container/--no-container",
                                                    help="the target runs containers")] = None,
+    fact: Annotated[list[str] | None, typer.Option(
+        "--fact", help="any other target fact, NAME=yes or NAME=no (see [target])")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Walk the gradient for this project and target, and recommend a tier with reasons."""
@@ -265,9 +267,10 @@ def advise(
 
     try:
         session = _session()
-        flags = {"python": python, "downloads": downloads, "container": container}
-        target = dataclasses.replace(session.config.target,
-                                     **{k: v for k, v in flags.items() if v is not None})
+        flags = {"python": python, "downloads": downloads, "container": container,
+                 **_facts(fact or [], session.config.target.known)}
+        target = session.config.target.with_answers(
+            **{k: v for k, v in flags.items() if v is not None})
         chosen, steps = walk(session.project, session.config, session.backends, target)
     except GradientError as err:
         _fail(err)
@@ -277,6 +280,22 @@ def advise(
     else:
         show_advice(chosen, steps)
     raise typer.Exit(0 if chosen else 1)
+
+
+def _facts(given: list[str], known: dict[str, Any]) -> dict[str, bool]:
+    """--fact NAME=yes|no, checked against the facts [target] knows."""
+    from .options import nearest
+
+    found: dict[str, bool] = {}
+    for item in given:
+        name, _, answer = item.partition("=")
+        if name not in known:
+            raise ConfigError(f"--fact: unknown fact {name!r} (facts here: {', '.join(known)})",
+                              suggestion=nearest(name, known))
+        if answer.lower() not in ("yes", "no", "true", "false"):
+            raise ConfigError(f"--fact {item}: say {name}=yes or {name}=no")
+        found[name] = answer.lower() in ("yes", "true")
+    return found
 
 
 @app.command()
@@ -341,9 +360,10 @@ def _parse_size(text: str) -> int:
 def schema() -> None:
     """Print the JSON Schema of gradient.toml (for editors)."""
     from .config import json_schema
-    from .registry import backends
+    from .registry import backends, facts
 
-    print(json.dumps(json_schema({n: b.Options for n, b in backends().items()}), indent=2))
+    print(json.dumps(json_schema({n: b.Options for n, b in backends().items()}, facts()),
+                     indent=2))
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:

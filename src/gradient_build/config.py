@@ -11,6 +11,7 @@ import tomli
 
 from . import options as opt
 from .errors import ConfigError
+from .facts import CORE_FACTS, LISTS, Fact, Target
 
 CONFIG_NAME = "gradient.toml"
 
@@ -31,13 +32,6 @@ class VerifyOptions:
 
 
 @dataclass
-class TargetOptions:
-    python: bool = opt.doc("the target has a Python interpreter", True)
-    downloads: bool = opt.doc("installs on the target may download", False)
-    container: bool = opt.doc("the target runs containers", False)
-
-
-@dataclass
 class SecretsOptions:
     allow: list[str] = opt.doc("glob patterns of artifact paths the secret scan lets through", [])
 
@@ -49,7 +43,7 @@ class Document:
     tier: str | list[str] = opt.doc("the tier(s) `gradient build` builds", [])
     app: AppOptions | None = opt.doc("what the artifact runs", None)
     verify: VerifyOptions | None = opt.doc("the smoke test every tier runs", None)
-    target: TargetOptions | None = opt.doc("facts about where the project is going", None)
+    target: dict[str, Any] = opt.doc("facts about where the project is going", {})
     secrets: SecretsOptions | None = opt.doc("the secret scan run before promotion", None)
     tiers: dict[str, dict[str, Any]] = opt.doc("per-tier option tables", {})
 
@@ -62,7 +56,7 @@ class Config:
     tiers: list[str]
     app: AppOptions = field(default_factory=AppOptions)
     verify: VerifyOptions = field(default_factory=VerifyOptions)
-    target: TargetOptions = field(default_factory=TargetOptions)
+    target: Target = field(default_factory=lambda: Target({}, known_facts()))
     secrets: SecretsOptions = field(default_factory=SecretsOptions)
     tier_options: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -78,8 +72,34 @@ class Config:
                            suggestion=suggestion)
 
 
+def known_facts(extra: tuple[Fact, ...] = ()) -> dict[str, Fact]:
+    """The facts [target] accepts: the core's and those the installed tiers declare."""
+    return {f.name: f for f in (*CORE_FACTS, *extra)}
+
+
+def _target(table: dict[str, Any], facts: dict[str, Fact],
+            fail: Any) -> Target:
+    answers: dict[str, bool] = {}
+    distros: tuple[str, ...] = ()
+    for key, value in table.items():
+        if key in LISTS:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise fail(opt.OptionError(("target", key), "must be a list of strings"))
+            distros = tuple(value)
+        elif key in facts:
+            if not isinstance(value, bool):
+                raise fail(opt.OptionError(("target", key), f"must be true or false, not "
+                                                            f"{value!r}"))
+            answers[key] = value
+        else:
+            raise fail(opt.OptionError(("target", key), f"unknown fact {key!r} (facts here: "
+                                       f"{', '.join([*facts, *LISTS])})",
+                                       opt.nearest(key, [*facts, *LISTS])))
+    return Target(answers, facts, distros)
+
+
 def load(path: Path, option_models: dict[str, type[Any]],
-         broken: dict[str, str] | None = None) -> Config:
+         broken: dict[str, str] | None = None, facts: dict[str, Fact] | None = None) -> Config:
     """Read and validate `path`; `option_models` maps each registered tier to its Options."""
     if not path.exists():
         raise ConfigError(f"no {path.name} here: run `gradient init` to write one",
@@ -90,11 +110,12 @@ def load(path: Path, option_models: dict[str, type[Any]],
     except tomli.TOMLDecodeError as exc:  # tomli >= 2.1 says where, as numbers
         raise ConfigError(f"not valid TOML: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                           file=str(path), line=exc.lineno) from None
-    return parse(data, path, text, option_models, broken or {})
+    return parse(data, path, text, option_models, broken or {}, facts)
 
 
 def parse(data: dict[str, Any], path: Path, text: str,
-          option_models: dict[str, type[Any]], broken: dict[str, str] | None = None) -> Config:
+          option_models: dict[str, type[Any]], broken: dict[str, str] | None = None,
+          facts: dict[str, Fact] | None = None) -> Config:
     def fail(exc: opt.OptionError) -> ConfigError:
         keys = tuple(k for k in exc.path if not k.isdigit())
         return ConfigError(exc.message, file=str(path), line=locate(text, keys),
@@ -137,7 +158,7 @@ def parse(data: dict[str, Any], path: Path, text: str,
         raise ConfigError(f"entry must look like 'package.module:function', not {app.entry!r}",
                           file=str(path), line=locate(text, ("app", "entry")), key="app.entry")
     return Config(path=path, tiers=wanted, app=app, verify=doc.verify or VerifyOptions(),
-                  target=doc.target or TargetOptions(),
+                  target=_target(doc.target, facts or known_facts(), fail),
                   secrets=doc.secrets or SecretsOptions(), tier_options=tier_options, raw=data)
 
 
@@ -171,9 +192,19 @@ def locate(text: str, keys: tuple[str, ...]) -> int | None:
     return best
 
 
-def json_schema(option_models: dict[str, type[Any]]) -> dict[str, Any]:
+def json_schema(option_models: dict[str, type[Any]],
+                facts: dict[str, Fact] | None = None) -> dict[str, Any]:
     """The JSON Schema of gradient.toml for editors, generated from the models."""
     top = opt.schema(Document)
+    top["properties"]["target"] = {
+        "type": "object", "additionalProperties": False,
+        "description": "facts about where the project is going",
+        "properties": {
+            **{f.name: {"type": "boolean", "default": f.default,
+                        "description": f"the target {f.has}"}
+               for f in (facts or known_facts()).values()},
+            **{name: {"type": "array", "items": {"type": "string"}, "description": text}
+               for name, text in LISTS.items()}}}
     top["properties"]["tier"] = {"anyOf": [
         {"enum": sorted(option_models)},
         {"type": "array", "items": {"enum": sorted(option_models)}},

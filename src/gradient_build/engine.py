@@ -72,6 +72,7 @@ class Engine:
         self.env = tool_environment(cache.root, epoch)
         self.pid = project_id(project.root)
         self.app = project.app(config)
+        self.archive_readers = tuple(r for b in backends.values() for r in b.archive_readers)
         self._lock = threading.Lock()
 
     def nodes(self, tiers: list[str]) -> list[Node]:
@@ -263,7 +264,8 @@ class Engine:
             path = artifact.root / rel
             if not path.is_file():
                 raise BuildFailed(f"{node.tier}: the backend reported {rel} but did not write it")
-            findings = scan_file(rel, str(path), self.config.secrets.allow, clean)
+            findings = scan_file(rel, str(path), self.config.secrets.allow, clean,
+                                 self.archive_readers)
             if findings:
                 listed = "; ".join(f"{f.what} at {f.where}" for f in findings[:5])
                 raise SecretFound(f"{node.tier}: refusing to ship {listed}. {self._ways_out()}")

@@ -5,11 +5,13 @@ import; the modules these come from are internal. Grouped by what they are for:
 
 - running: `minimal_env` (what `env -i` leaves), `tail` (a tool's last lines),
   `PASSED_THROUGH` (the environment variables tools may see);
-- Python packaging: `pep517_build`, `fetch_wheelhouse`, `runtime_requirements`, an `Installer`
-  (uv or pip) for fresh environments and offline installs, `verify_installed` (install into a
+- Python packaging: `pep517_build`, `fetch_wheelhouse`, `runtime_requirements`, `installer()`
+  (uv or pip: the command lines for fresh environments and offline installs), `fresh_venv` and
+  `offline_install` (those, run in the sandbox), `verify_installed` (install into a
   fresh venv offline and run the smoke), wheel facts (`wheel_top_level`, `wheel_is_pure_tag`,
   `wheel_has_binaries`), `stage` (inputs into the sandbox);
-- launchers: `entry_code` (Python that runs 'module:function' as a console script would),
+- launchers: `entry_code` (Python that runs 'module:function' as a console script would, or
+  only checks it under GRADIENT_ENTRY_CHECK=1), `import_lines` (just its imports),
   `command_in_env` (the smoke as a command inside an installed environment);
 - archives: `write_tar`, `tree_entries`, `repack_tar_gz` (reproducible), `safe_extract`;
 - the build machine: `build_paths`, `venv_prefix`, `find_paths` (a tree naming them),
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 from .archive import repack_tar_gz, safe_extract, tree_entries, write_tar
 from .cleanroom import build_paths, find_paths, hide_prefix, venv_prefix
+from .entrypoints import import_lines
+from .installer import Installer, installer
 from .pyenv import (
     PIP,
     fetch_wheelhouse,
@@ -43,6 +47,7 @@ __all__ = [
     "PASSED_THROUGH",
     "PIP",
     "UV",
+    "Installer",
     "build_paths",
     "command_in_env",
     "entry_code",
@@ -51,6 +56,8 @@ __all__ = [
     "find_paths",
     "fresh_venv",
     "hide_prefix",
+    "import_lines",
+    "installer",
     "minimal_env",
     "offline_install",
     "pep517_build",
@@ -66,5 +73,5 @@ __all__ = [
     "wheel_has_binaries",
     "wheel_is_pure_tag",
     "wheel_top_level",
-    "write_tar",
+    "write_tar"
 ]

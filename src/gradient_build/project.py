@@ -16,9 +16,9 @@ import tomli
 
 from .atomic import write_text_atomic
 from .errors import BuildFailed, ConfigError
+from .installer import installer as chosen_installer
 from .options import nearest
 from .sources import SourceTree
-from .tools import uv_path
 
 if TYPE_CHECKING:
     from .config import Config
@@ -133,7 +133,7 @@ def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> P
     from build import BuildBackendException, ProjectBuilder
     from build.env import DefaultIsolatedEnv
 
-    installer = "uv" if uv_path() else "pip"
+    installer = chosen_installer().name
     with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp:
         src = sources.copy_to(Path(tmp) / "src")
         saved = dict(os.environ)

@@ -16,6 +16,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_wheel_filename
 
 from .errors import BuildFailed, ToolMissing
+from .installer import installer
 from .runner import Runner
 from .sandbox import Result, Sandbox, minimal_env
 from .smoke import command_in_env
@@ -83,29 +84,18 @@ def fetch_wheelhouse(run: Runner, requirements: list[str | Path], dest: Path,
 
 def fresh_venv(sandbox: Sandbox, where: Path, python: str = sys.executable) -> tuple[Path, Result]:
     """A new virtual environment at `where`; returns its python and how creating it went."""
-    uv = uv_path()
-    cmd: list[str | Path] = ([uv, "venv", "--quiet", "--python", python, where] if uv
-                             else [python, "-m", "venv", where])
-    env = minimal_env(UV_CACHE_DIR=str(where.parent / "uv-cache"), UV_PYTHON_DOWNLOADS="never")
-    result = sandbox.run(cmd, cwd=where.parent, env=env, timeout=300)
+    env = minimal_env(**installer().env(where.parent / "uv-cache"))
+    result = sandbox.run(installer().venv(where, python), cwd=where.parent, env=env, timeout=300)
     return where / "bin" / "python", result
 
 
 def offline_install(sandbox: Sandbox, python: Path, targets: list[Path],
                     find_links: list[Path]) -> Result:
     """Install `targets` into `python`'s environment from local wheels only, no index."""
-    links: list[str | Path] = []
-    for path in find_links:
-        links += ["--find-links", path]
-    uv = uv_path()
-    if uv:
-        cmd: list[str | Path] = [uv, "pip", "install", "--python", python, "--no-index",
-                                 "--offline", *links, *targets]
-    else:
-        cmd = [python, "-m", "pip", "install", "--isolated", "--no-index", *links, *targets]
-    env = minimal_env(UV_CACHE_DIR=str(python.parent.parent.parent / "uv-cache"),
-                      UV_PYTHON_DOWNLOADS="never")
-    return sandbox.run(cmd, cwd=python.parent.parent.parent, env=env, timeout=600)
+    home = python.parent.parent.parent
+    env = minimal_env(**installer().env(home / "uv-cache"))
+    return sandbox.run(installer().install(python, targets, find_links), cwd=home, env=env,
+                       timeout=600)
 
 
 def wheel_top_level(wheel: Path) -> list[str]:

@@ -11,6 +11,8 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from .backend import Backend
+from .config import known_facts
+from .facts import Fact
 
 GROUP = "gradient_build.backends"
 
@@ -54,3 +56,8 @@ def backends() -> dict[str, Backend[Any]]:
 
 def broken() -> dict[str, str]:
     return discover()[1]
+
+
+def facts() -> dict[str, Fact]:
+    """Every target fact: the core's, and the new ones installed tiers declare."""
+    return known_facts(tuple(f for b in backends().values() for f in b.facts))

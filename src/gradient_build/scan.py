@@ -8,10 +8,12 @@ import io
 import re
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO
+
+from .artifact import ArchiveReader
 
 MAX_SCANNED = 64 << 20
 MAX_DEPTH = 3
@@ -53,8 +55,21 @@ def _is_secret_name(name: str) -> str | None:
     return None
 
 
-def _members(data: IO[bytes], name: str) -> Iterator[tuple[str, bytes | None]]:
-    """(member name, content or None when too large) of a zip or tar archive."""
+def _reader(name: str, readers: Sequence[ArchiveReader]) -> ArchiveReader | None:
+    return next((r for r in readers if name.endswith(r.suffixes)), None)
+
+
+def _members(data: IO[bytes], name: str,
+             readers: Sequence[ArchiveReader] = ()) -> Iterator[tuple[str, bytes | None]]:
+    """(member name, content or None when too large) of an archive: a format a tier
+    registered, else zip or tar."""
+    reader = _reader(name, readers)
+    if reader is not None:
+        try:
+            yield from reader.members(data, MAX_SCANNED)
+        except Exception:  # a tier's reader refusing these bytes: scanned as plain bytes
+            return
+        return
     try:
         if zipfile.is_zipfile(data):
             data.seek(0)
@@ -74,24 +89,25 @@ def _members(data: IO[bytes], name: str) -> Iterator[tuple[str, bytes | None]]:
         return
 
 
-def _looks_like_archive(name: str, content: bytes) -> bool:
-    return (name.endswith(ARCHIVE_SUFFIXES) or content[:4] == b"PK\x03\x04"
-            or content[:2] == b"\x1f\x8b")
+def _looks_like_archive(name: str, content: bytes, readers: Sequence[ArchiveReader]) -> bool:
+    return (name.endswith(ARCHIVE_SUFFIXES) or _reader(name, readers) is not None
+            or content[:4] == b"PK\x03\x04" or content[:2] == b"\x1f\x8b")
 
 
-def scan_bytes(name: str, content: bytes, depth: int = 0,
-               clean: set[str] | None = None) -> Iterator[Finding]:
+def scan_bytes(name: str, content: bytes, depth: int = 0, clean: set[str] | None = None,
+               readers: Sequence[ArchiveReader] = ()) -> Iterator[Finding]:
     """Findings in `content`; `clean` holds digests of large archives already found clean
     (a base image layer is the same in every build), and gains the ones found clean now."""
     what = _is_secret_name(name)
     if what:
         yield Finding(name, what)
-    if depth < MAX_DEPTH and _looks_like_archive(name, content):
+    if depth < MAX_DEPTH and _looks_like_archive(name, content, readers):
         digest = hashlib.sha256(content).hexdigest() if len(content) >= MEMO_MIN else None
         if digest and clean is not None and digest in clean:
             return
-        found_any = False
-        for member, data in _members(io.BytesIO(content), name):
+        found_any = opened = False
+        for member, data in _members(io.BytesIO(content), name, readers):
+            opened = True
             inner = f"{name}!{member}"
             if data is None:
                 found = _is_secret_name(member)
@@ -99,27 +115,29 @@ def scan_bytes(name: str, content: bytes, depth: int = 0,
                     found_any = True
                     yield Finding(inner, found)
                 continue
-            for finding in scan_bytes(inner, data, depth + 1, clean):
+            for finding in scan_bytes(inner, data, depth + 1, clean, readers):
                 found_any = True
                 yield finding
-        if digest and clean is not None and not found_any:
+        if digest and clean is not None and not found_any and opened:
             clean.add(digest)
-        return
+        if opened:
+            return
     match = COMBINED.search(content)
     if match and match.lastgroup:
         yield Finding(name, SECRET_PATTERNS[int(match.lastgroup[1:])][1])
 
 
-def scan_file(display: str, path: str, allow: list[str],
-              clean: set[str] | None = None) -> list[Finding]:
+def scan_file(display: str, path: str, allow: list[str], clean: set[str] | None = None,
+              readers: Sequence[ArchiveReader] = ()) -> list[Finding]:
     """Secrets in the file at `path` (shown as `display`), skipping `allow` glob patterns."""
     with open(path, "rb") as f:
         head = f.read(MAX_SCANNED + 1)
-        if len(head) > MAX_SCANNED and not display.endswith(ARCHIVE_SUFFIXES):
+        if len(head) > MAX_SCANNED and not (display.endswith(ARCHIVE_SUFFIXES)
+                                            or _reader(display, readers)):
             findings = [Finding(display, w) for w in [_is_secret_name(display)] if w]
         else:
             content = head + f.read()
-            findings = list(scan_bytes(display, content, clean=clean))
+            findings = list(scan_bytes(display, content, clean=clean, readers=readers))
     return [f for f in findings
             if not any(fnmatch.fnmatch(f.where.split("!")[-1], pat) or fnmatch.fnmatch(f.where, pat)
                        for pat in allow)]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .artifact import JSON, Verdict
+from .entrypoints import run_lines
 from .runner import tail
 from .sandbox import Result
 
@@ -69,10 +70,7 @@ def project_imports(modules: list[str]) -> str:
 
 def entry_code(entry: str, script: str) -> str:
     """Python that runs `module:function` the way a console-script wrapper does."""
-    module, _, attr = entry.partition(":")
-    return (f"import sys, importlib; sys.argv[0] = {script!r}; obj = importlib.import_module("
-            f"{module!r})\nfor part in {attr.split('.')!r}: obj = getattr(obj, part)\n"
-            "sys.exit(obj())")
+    return run_lines(script, entry)
 
 
 def command_in_env(smoke: Smoke, python: str, bin_dir: str | None,
