@@ -47,6 +47,8 @@ class PlanItem:
     reasons: list[str]
     tools: dict[str, str | None]
     missing: list[str]
+    key: str | None = None
+    """The node's cache key now (None while it waits on a dependency that will rebuild)."""
 
 
 def _why_not(dep: str, report: Report) -> str:
@@ -64,10 +66,10 @@ def _why_not(dep: str, report: Report) -> str:
 class Engine:
     def __init__(self, config: Config, project: Project, backends: dict[str, Any], cache: Cache,
                  emit: Emit, out_dir: Path, *, jobs: int = 1, verify: bool = True,
-                 require_run: bool = False) -> None:
+                 require_run: bool = False, atomic: bool = False) -> None:
         self.config, self.project, self.backends, self.cache = config, project, backends, cache
         self.emit, self.out_dir, self.jobs, self.verify_enabled = emit, out_dir, jobs, verify
-        self.require_run = require_run
+        self.require_run, self.atomic = require_run, atomic
         epoch = project.sources.epoch if project.sources else 0
         self.env = tool_environment(cache.root, epoch)
         self.pid = project_id(project.root)
@@ -111,14 +113,24 @@ class Engine:
                 continue
             inputs = key_inputs(node, self.project, self.config,
                                 {d: str(v) for d, v in consumed.items()}, tools)
-            entry = self.cache.lookup(digest_of(inputs))
+            key = digest_of(inputs)
+            entry = self.cache.lookup(key)
             digests[node.id] = entry.digest if entry else None
             reasons = [] if entry else explain(self.cache.last_inputs(self.pid, node.id), inputs)
-            items.append(PlanItem(node, "hit" if entry else "miss", reasons, tools, missing))
+            items.append(PlanItem(node, "hit" if entry else "miss", reasons, tools, missing,
+                                  key))
         return items
 
+    def current_keys(self, tiers: list[str]) -> dict[str, str | None]:
+        """Each tier's cache key now, as far as it can be known without building."""
+        try:
+            return {i.node.tier: i.key for i in self.plan(tiers)}
+        except GradientError:  # a tier no longer registered or configured: nothing is known
+            return dict.fromkeys(tiers)
+
     def build(self, tiers: list[str], *, skip_missing: bool = False) -> Report:
-        """Build (and verify) `tiers` and what they need; promote only if all succeeded."""
+        """Build (and verify) `tiers` and what they need, then promote what succeeded: a
+        failed tier keeps its previous artifact (`atomic`: promote only if all succeeded)."""
         report = Report()
         nodes = self.nodes(tiers)
         entries: dict[str, Entry] = {}
@@ -174,12 +186,13 @@ class Engine:
                         continue
                     entries[node.id] = result.entry
                     report.outcomes[node.id] = result
-        if not report.failures and report.outcomes:
+        if report.outcomes and not (self.atomic and report.failures):
             with locked(self.cache.root / "locks" / f"{self.pid}.lock"):
                 ordered = [report.outcomes[n.id] for n in nodes if n.id in report.outcomes]
                 report.manifest = promote(self.project.root, self.out_dir,
                                           {"name": self.project.name,
-                                           "version": self.project.version}, ordered)
+                                           "version": self.project.version}, ordered,
+                                          self._states(nodes, report), self.current_keys)
             self.emit(Event("promoted", None, str(self.out_dir), {"manifest": report.manifest}))
             delivered: list[str] = []
             for node in nodes:
@@ -196,7 +209,27 @@ class Engine:
             self.cache.prune(max_size())
         return report
 
+    def _states(self, nodes: list[Node], report: Report) -> dict[str, dict[str, Any]]:
+        """What happened to each tier of this run, for the manifest."""
+        states: dict[str, dict[str, Any]] = {}
+        for node in nodes:
+            outcome = report.outcomes.get(node.id)
+            if outcome is not None:
+                state: dict[str, Any] = {"state": outcome.state, "cached": outcome.cached,
+                                         "seconds": round(outcome.seconds, 3)}
+                if outcome.verdict and outcome.verdict.why:
+                    state["why"] = outcome.verdict.why
+            elif node.id in report.failures:
+                state = {"state": "failed", "why": report.failures[node.id].message}
+            elif node.id in report.skipped:
+                state = {"state": "skipped", "why": report.skipped[node.id]}
+            else:
+                continue
+            states[node.tier] = state
+        return states
+
     def _run_node(self, node: Node, inputs: dict[str, Entry]) -> Outcome:
+        started = time.monotonic()
         consumed = {d: e.digest for d, e in inputs.items()}
         tools = self._tool_versions(node)
         record = key_inputs(node, self.project, self.config, consumed, tools)
@@ -215,8 +248,9 @@ class Engine:
         else:
             self.emit(Event("cached", node.tier, str(entry.artifact.primary)))
         self.cache.record_inputs(self.pid, node.id, record)
-        verdict = self._verify_node(node, key, entry, inputs) if self.verify_enabled else None
-        return Outcome(node.tier, entry, cached, verdict)
+        verdict, replayed = (self._verify_node(node, key, entry, inputs) if self.verify_enabled
+                             else (None, False))
+        return Outcome(node.tier, entry, cached, verdict, time.monotonic() - started, replayed)
 
     def _build_node(self, node: Node, key: str, record: dict[str, Any],
                     inputs: dict[str, Entry]) -> Entry:
@@ -289,7 +323,8 @@ class Engine:
 
 
     def _verify_node(self, node: Node, key: str, entry: Entry,
-                     inputs: dict[str, Entry]) -> Verdict:
+                     inputs: dict[str, Entry]) -> tuple[Verdict, bool]:
+        """The node's verdict, and whether it was replayed from the cache."""
         vkey = verify_key(node, self.config, key)
         verdict = self.cache.verdict(key, vkey)
         replayed = verdict is not None
@@ -309,10 +344,10 @@ class Engine:
                     "(--require-run, the default when CI is set): provide what is missing, or "
                     "pass --no-require-run to accept a structure check")
             self.emit(Event("checked", node.tier, verdict.why, verdict.to_json()))
-            return verdict
+            return verdict, replayed
         self.emit(Event("verified", node.tier, f"{verdict.seconds:.2f} s",
                         {**verdict.to_json(), "replayed": replayed}))
-        return verdict
+        return verdict, replayed
 
     def verify_artifact(self, node: Node, artifact: Artifact,
                         inputs: dict[str, Artifact]) -> Verdict:

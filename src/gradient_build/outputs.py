@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,17 @@ class Outcome:
     entry: Entry
     cached: bool
     verdict: Verdict | None
+    seconds: float = 0.0
+    """Time this node took in this run (building and verifying; ~0 for a full replay)."""
+    replayed: bool = False
+    """The verification was replayed from the cache (the same artifact, proven here before)."""
+
+    @property
+    def state(self) -> str:
+        """verified, checked, or built (--no-verify)."""
+        if self.verdict is None:
+            return "built"
+        return "verified" if self.verdict.verified else "checked"
 
 
 @contextlib.contextmanager
@@ -128,8 +139,14 @@ def clean_leftovers(out_dir: Path) -> None:
 
 
 def promote(project_root: Path, out_dir: Path, project: dict[str, str],
-            outcomes: list[Outcome]) -> dict[str, Any]:
-    """Swap each outcome's files into `out_dir/<tier>/` and rewrite the manifest and sums."""
+            outcomes: list[Outcome], states: dict[str, dict[str, Any]] | None = None,
+            current: Callable[[list[str]], dict[str, str | None]] | None = None
+            ) -> dict[str, Any]:
+    """Swap each outcome's files into `out_dir/<tier>/` and rewrite the manifest and sums.
+
+    `states` records each tier of this run (verified, checked, failed, skipped...); a tier
+    left from an earlier build is marked stale when `current` (its key now) says its inputs
+    have changed since."""
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_leftovers(out_dir)
     token = uuid.uuid4().hex[:8]
@@ -143,12 +160,14 @@ def promote(project_root: Path, out_dir: Path, project: dict[str, str],
             old = out_dir / f".old-{token}-{tier}"
             swap_in(staged, out_dir / tier, old)
             shutil.rmtree(old, ignore_errors=True)
-        return _commit(project_root, out_dir, project, outcomes)
+        return _commit(project_root, out_dir, project, outcomes, states or {}, current)
 
 
 def _commit(project_root: Path, out_dir: Path, project: dict[str, str],
-            outcomes: list[Outcome]) -> dict[str, Any]:
+            outcomes: list[Outcome], states: dict[str, dict[str, Any]],
+            current: Callable[[list[str]], dict[str, str | None]] | None) -> dict[str, Any]:
     manifest = _manifest(project_root, out_dir, project, outcomes)
+    _mark_states(manifest, outcomes, states, current)
     write_text_atomic(out_dir / "SHA256SUMS", "".join(
         f"{a['sha256']}  {Path(a['path']).relative_to(_rel(project_root, out_dir)).as_posix()}\n"
         for a in manifest["artifacts"]))
@@ -177,6 +196,7 @@ def _manifest(project_root: Path, out_dir: Path, project: dict[str, str],
                 "path": (_rel(project_root, out_dir) / outcome.tier / rel).as_posix(),
                 "sha256": outcome.entry.digests[rel]["sha256"],
                 "size": outcome.entry.digests[rel]["size"], "cached": outcome.cached,
+                "key": outcome.entry.key,
             }
             if role == "artifact":
                 item["verified"] = bool(outcome.verdict and outcome.verdict.verified)
@@ -187,6 +207,25 @@ def _manifest(project_root: Path, out_dir: Path, project: dict[str, str],
     order = {t: i for i, t in enumerate(dict.fromkeys(a["tier"] for a in kept + entries))}
     merged = sorted(kept + entries, key=lambda a: (order[a["tier"]], a["role"] != "artifact"))
     return {"schema": SCHEMA, "project": project, "artifacts": merged}
+
+
+def _mark_states(manifest: dict[str, Any], outcomes: list[Outcome],
+                 states: dict[str, dict[str, Any]],
+                 current: Callable[[list[str]], dict[str, str | None]] | None) -> None:
+    """Each tier's state in the manifest: this run's, and for an artifact kept from an
+    earlier build, whether it is stale (its inputs changed since: never shown as verified)."""
+    built = {o.tier for o in outcomes}
+    kept = [a for a in manifest["artifacts"] if a["role"] == "artifact" and a["tier"] not in built]
+    now = current([a["tier"] for a in kept]) if current and kept else {}
+    for item in kept:
+        tier = item["tier"]
+        failed = states.get(tier, {}).get("state") in ("failed", "skipped")
+        if failed or (tier in now and now[tier] != item.get("key")):
+            item["stale"] = True
+            item["verified"] = False
+        else:
+            item.pop("stale", None)
+    manifest["tiers"] = states
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any]:
@@ -207,7 +246,8 @@ def artifacts_from_manifest(project_root: Path, manifest: dict[str, Any]) -> dic
         root = next(p for p in path.parents if p.name == tier)
         rel = path.relative_to(root).as_posix()
         if item["role"] == "artifact":
-            known = {"tier", "role", "path", "sha256", "size", "cached", "verified", "verify"}
+            known = {"tier", "role", "path", "sha256", "size", "cached", "verified", "verify",
+                     "key", "stale"}
             meta = {k: v for k, v in item.items() if k not in known}
             found[tier] = Artifact(tier, root, rel, {}, meta)
         else:

@@ -1,0 +1,155 @@
+"""`gradient tiers`, `advise`, `init`, `clean`, `schema`: what is here, and setting up."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .cli_app import JsonOpt, app, fail, open_session, state
+from .errors import ConfigError, GradientError
+
+
+@app.command()
+def tiers(as_json: JsonOpt = False) -> None:
+    """Every tier in gradient order, whether its tools are here, and how to get them."""
+    from .cli_render import show_tiers
+    from .registry import backends, broken
+
+    rows = []
+    for name, backend in backends().items():
+        rows.append({"tier": name, "rank": backend.rank, "artifact": backend.artifact,
+                     "target": backend.target, "consumes": list(backend.consumes),
+                     "tools": [{"name": t.name, "present": t.present(), "version": t.version(),
+                                "required": t.required, "get": t.get} for t in backend.tools]})
+    for name, why in broken().items():
+        rows.append({"tier": name, "rank": None, "artifact": "", "target": "", "consumes": [],
+                     "tools": [], "broken": why})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        show_tiers(rows)
+
+
+@app.command()
+def advise(
+    python: Annotated[bool | None, typer.Option("--python/--no-python",
+                                                help="the target has Python")] = None,
+    downloads: Annotated[bool | None, typer.Option("--downloads/--no-downloads",
+                                                   help="installs may download")] = None,
+    container: Annotated[bool | None, typer.Option("--container/--no-container",
+                                                   help="the target runs containers")] = None,
+    fact: Annotated[list[str] | None, typer.Option(
+        "--fact", help="any other target fact, NAME=yes or NAME=no (see [target])")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk the gradient for this project and target, and recommend a tier with reasons."""
+    import dataclasses
+
+    from .advise import advise as walk
+    from .cli_render import show_advice
+
+    try:
+        session = open_session()
+        flags = {"python": python, "downloads": downloads, "container": container,
+                 **_facts(fact or [], session.config.target.known)}
+        target = session.config.target.with_answers(
+            **{k: v for k, v in flags.items() if v is not None})
+        chosen, steps = walk(session.project, session.config, session.backends, target)
+    except GradientError as err:
+        fail(err)
+    if as_json:
+        print(json.dumps({"recommended": chosen, "steps": [dataclasses.asdict(s) for s in steps]},
+                         indent=2))
+    else:
+        show_advice(chosen, steps)
+    raise typer.Exit(0 if chosen else 1)
+
+
+def _facts(given: list[str], known: dict[str, Any]) -> dict[str, bool]:
+    """--fact NAME=yes|no, checked against the facts [target] knows."""
+    from .options import nearest
+
+    found: dict[str, bool] = {}
+    for item in given:
+        name, _, answer = item.partition("=")
+        if name not in known:
+            raise ConfigError(f"--fact: unknown fact {name!r} (facts here: {', '.join(known)})",
+                              suggestion=nearest(name, known))
+        if answer.lower() not in ("yes", "no", "true", "false"):
+            raise ConfigError(f"--fact {item}: say {name}=yes or {name}=no")
+        found[name] = answer.lower() in ("yes", "true")
+    return found
+
+
+@app.command()
+def init(
+    tier: Annotated[str, typer.Option("--tier", "-t", help="the tier to start with")] = "wheel",
+    force: Annotated[bool, typer.Option("--force", help="overwrite gradient.toml")] = False,
+) -> None:
+    """Write a starting gradient.toml for the project in the current directory."""
+    from .init import write_initial
+
+    try:
+        path = write_initial(Path.cwd(), tier, force=force, cache_dir=state.get("cache_dir"))
+    except GradientError as err:
+        fail(err)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def clean(
+    cache: Annotated[bool, typer.Option(
+        "--cache", help="also empty the whole shared cache (every project's entries)")] = False,
+    outputs: Annotated[bool, typer.Option("--outputs", help="only dist/gradient")] = False,
+    max_size: Annotated[str | None, typer.Option(
+        "--max-size", help="shrink the cache to this size (e.g. 5G) instead")] = None,
+) -> None:
+    """Remove this project's outputs (dist/gradient) and its own cache entries."""
+    from .cache import Cache, default_dir
+    from .cli_render import human_size
+    from .graph import project_id
+
+    store = Cache(Path(state.get("cache_dir") or default_dir()))
+    if max_size:
+        removed = store.prune(_parse_size(max_size), grace=0)
+        typer.echo(f"removed {removed} cache entries from {store.root}")
+        return
+    config = state.get("config")
+    root = (config.resolve().parent if config else Path.cwd().resolve())
+    target = root / "dist" / "gradient"
+    shutil.rmtree(target, ignore_errors=True)
+    typer.echo(f"removed {target}")
+    if outputs:
+        return
+    if cache:
+        freed = store.clear()
+        typer.echo(f"removed {store.root} ({human_size(freed)})")
+    else:
+        count, freed = store.forget_project(project_id(root))
+        typer.echo(f"removed {count} cache entries of this project ({human_size(freed)}) "
+                   f"from {store.root}")
+
+
+def _parse_size(text: str) -> int:
+    from .cache import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError:
+        fail(ConfigError(f"--max-size: cannot read {text!r} as a size like 500M or 5G"))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of gradient.toml (for editors)."""
+    from .config import json_schema
+    from .registry import backends, facts
+
+    print(json.dumps(json_schema({n: b.Options for n, b in backends().items()}, facts()),
+                     indent=2))
+
+
