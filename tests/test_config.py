@@ -91,3 +91,11 @@ def test_shipped_json_schema_matches_the_models(gradient: Callable[..., object])
     shipped = json.loads((ROOT / "gradient.schema.json").read_text())
     assert generated == shipped, "run `gradient schema > gradient.schema.json`"
     assert set(generated["properties"]["tiers"]["properties"]) >= {"copy", "sdist", "wheel"}
+
+
+def test_type_errors_read_as_english(example: Callable[..., Path],
+                                     gradient: Callable[..., object]) -> None:
+    project = example("hello-app", toml='tier = "wheel"\n[verify]\nargs = "--help"\n')
+    result = gradient(project, "build")
+    assert result.returncode == 2  # type: ignore[attr-defined]
+    assert "must be a list of strings" in result.stderr  # type: ignore[attr-defined]

@@ -32,9 +32,10 @@ class Session:
     out_dir: Path
 
     def engine(self, emit: Emit = discard, *, jobs: int | None = None,
-               verify: bool = True, require_run: bool = False) -> Engine:
+               verify: bool = True, require_run: bool = False, atomic: bool = False) -> Engine:
         return Engine(self.config, self.project, self.backends, self.cache, emit, self.out_dir,
-                      jobs=jobs or os.cpu_count() or 1, verify=verify, require_run=require_run)
+                      jobs=jobs or os.cpu_count() or 1, verify=verify, require_run=require_run,
+                      atomic=atomic)
 
 
 def load_config(path: Path) -> Config:

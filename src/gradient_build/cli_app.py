@@ -12,13 +12,14 @@ import typer
 
 from .errors import ConfigError, GradientError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Build a Python project along the packaging gradient, and prove each "
                        "artifact runs where it is going.")
 
-state: dict[str, Any] = {"log_format": "human", "verbose": False}
+state: dict[str, Any] = {"log_format": "human", "verbose": False, "quiet": False}
 
-TierOpt = Annotated[list[str] | None, typer.Option("--tier", "-t", help="tier to act on")]
+TierOpt = Annotated[list[str] | None, typer.Option("--tier", "-t", metavar="TIER",
+                                                  help="tier to act on (repeat for more)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print a machine-readable result")]
 RequireRunOpt = Annotated[bool | None, typer.Option(
     "--require-run/--no-require-run",
@@ -27,23 +28,40 @@ RequireRunOpt = Annotated[bool | None, typer.Option(
 
 # Options of the group that may also follow the command: main() moves them in front.
 GLOBAL_VALUED = ("--cache-dir", "--config", "--log-format")
-GLOBAL_FLAGS = ("--verbose", "-v")
+GLOBAL_FLAGS = ("--verbose", "-v", "--quiet", "-q")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"gradient {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _main(
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", envvar="GRADIENT_CACHE_DIR",
-                                                    help="where gradient keeps its cache")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="gradient.toml to use")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(
+        "--cache-dir", envvar="GRADIENT_CACHE_DIR", metavar="DIR",
+        help="where gradient keeps its cache")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", metavar="PATH", help="gradient.toml to use")] = None,
     log_format: Annotated[str | None, typer.Option(
-        "--log-format", help="'human' or 'json' (json lines; the default when CI is set)")] = None,
+        "--log-format", metavar="FORMAT",
+        help="'human' or 'json' (json lines; the default when CI is set)")] = None,
     verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="show tracebacks of internal errors")] = False,
+        "--verbose", "-v", help="also show the build tools' own output and warnings, and the "
+                                "tracebacks of internal errors")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="print failures only")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
 ) -> None:
     """Global options go before or after the command."""
     state["cache_dir"] = cache_dir
     state["config"] = config
     state["verbose"] = verbose
+    state["quiet"] = quiet
     fmt = log_format or ("json" if os.environ.get("CI") else "human")
     if fmt not in ("human", "json"):
         fail(ConfigError(f"--log-format must be 'human' or 'json', not {fmt!r}"))
@@ -87,7 +105,7 @@ def open_session(out: Path | None = None) -> Any:
 def make_renderer(quiet: bool) -> Any:
     from .cli_render import Renderer
 
-    return Renderer(state["log_format"], quiet=quiet, verbose=state["verbose"])
+    return Renderer(state["log_format"], quiet=quiet or state["quiet"], verbose=state["verbose"])
 
 
 def must_run(require_run: bool | None) -> bool:

@@ -19,6 +19,7 @@ from .cli_app import (
     open_session,
     wanted_tiers,
 )
+from .cli_summary import show_reproducibility, show_verdicts
 from .errors import ConfigError, GradientError
 
 
@@ -27,11 +28,16 @@ def build(
     tier: TierOpt = None,
     all_tiers: Annotated[bool, typer.Option("--all", help="every tier with its tools")] = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="build without verifying")] = False,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="nodes at once")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="output dir (dist/gradient)")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, metavar="N",
+                                             help="nodes at once (default: the CPUs)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", metavar="DIR",
+                                             help="output dir (dist/gradient)")] = None,
     check_reproducible: Annotated[bool, typer.Option(
         "--check-reproducible", help="build twice without the cache and compare")] = False,
     require_run: RequireRunOpt = None,
+    atomic: Annotated[bool, typer.Option(
+        "--atomic", help="promote nothing unless every tier succeeds (release pipelines); by "
+                         "default the tiers that succeeded are promoted")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build (and by default verify) the named tiers and whatever they need."""
@@ -47,18 +53,19 @@ def build(
             if as_json:
                 print(json.dumps(results, indent=2))
             else:
-                renderer.show_reproducibility(results)
+                show_reproducibility(results)
             raise typer.Exit(0 if all(r["identical"] for r in results.values()) else 1)
+        renderer.backend_warnings(session.project.backend_warnings)
         with renderer:
             engine = session.engine(renderer.emit, jobs=jobs, verify=not no_verify,
-                                    require_run=must_run(require_run))
+                                    require_run=must_run(require_run), atomic=atomic)
             report = engine.build(wanted, skip_missing=all_tiers)
     except GradientError as err:
         fail(err)
     if as_json:
         print(json.dumps(_report_json(report), indent=2))
     else:
-        renderer.summary(report, session.project.root)
+        renderer.summary(report, {n: b.rank for n, b in session.backends.items()})
     raise typer.Exit(report.exit_code)
 
 
@@ -116,7 +123,7 @@ def verify(tier: TierOpt = None, require_run: RequireRunOpt = None,
     if as_json:
         print(json.dumps(results, indent=2))
     else:
-        renderer.show_verdicts(results)
+        show_verdicts(results)
     raise typer.Exit(0 if all(r["ok"] for r in results.values()) else 1)
 
 
@@ -124,7 +131,7 @@ def verify(tier: TierOpt = None, require_run: RequireRunOpt = None,
 def plan(tier: TierOpt = None, as_json: JsonOpt = False,
          all_tiers: Annotated[bool, typer.Option("--all")] = False) -> None:
     """The build graph: what is cached, what will rebuild and why. Builds nothing."""
-    from .cli_render import show_plan
+    from .cli_summary import show_plan
 
     try:
         session = open_session()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,15 +17,20 @@ from .errors import ConfigError, GradientError
 @app.command()
 def tiers(as_json: JsonOpt = False) -> None:
     """Every tier in gradient order, whether its tools are here, and how to get them."""
-    from .cli_render import show_tiers
+    from .cli_summary import show_tiers
     from .registry import backends, broken
 
     rows = []
     for name, backend in backends().items():
+        try:  # what its verification would run on here: a daemon, a runtime, KVM
+            environment = backend.verify_environment(backend.Options())
+        except Exception as exc:  # a probe must not take `gradient tiers` down
+            environment = {"probe": f"failed: {exc}"}
         rows.append({"tier": name, "rank": backend.rank, "artifact": backend.artifact,
                      "target": backend.target, "consumes": list(backend.consumes),
                      "tools": [{"name": t.name, "present": t.present(), "version": t.version(),
-                                "required": t.required, "get": t.get} for t in backend.tools]})
+                                "required": t.required, "get": t.get} for t in backend.tools],
+                     "environment": environment})
     for name, why in broken().items():
         rows.append({"tier": name, "rank": None, "artifact": "", "target": "", "consumes": [],
                      "tools": [], "broken": why})
@@ -43,14 +49,15 @@ def advise(
     container: Annotated[bool | None, typer.Option("--container/--no-container",
                                                    help="the target runs containers")] = None,
     fact: Annotated[list[str] | None, typer.Option(
-        "--fact", help="any other target fact, NAME=yes or NAME=no (see [target])")] = None,
+        "--fact", metavar="NAME=yes|no",
+        help="any other target fact, NAME=yes or NAME=no (see [target])")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Walk the gradient for this project and target, and recommend a tier with reasons."""
     import dataclasses
 
     from .advise import advise as walk
-    from .cli_render import show_advice
+    from .cli_summary import show_advice
 
     try:
         session = open_session()
@@ -87,7 +94,8 @@ def _facts(given: list[str], known: dict[str, Any]) -> dict[str, bool]:
 
 @app.command()
 def init(
-    tier: Annotated[str, typer.Option("--tier", "-t", help="the tier to start with")] = "wheel",
+    tier: Annotated[str, typer.Option("--tier", "-t", metavar="TIER",
+                                      help="the tier to start with")] = "wheel",
     force: Annotated[bool, typer.Option("--force", help="overwrite gradient.toml")] = False,
 ) -> None:
     """Write a starting gradient.toml for the project in the current directory."""
@@ -106,11 +114,12 @@ def clean(
         "--cache", help="also empty the whole shared cache (every project's entries)")] = False,
     outputs: Annotated[bool, typer.Option("--outputs", help="only dist/gradient")] = False,
     max_size: Annotated[str | None, typer.Option(
-        "--max-size", help="shrink the cache to this size (e.g. 5G) instead")] = None,
+        "--max-size", metavar="SIZE",
+        help="shrink the cache to this size (e.g. 5G) instead")] = None,
 ) -> None:
     """Remove this project's outputs (dist/gradient) and its own cache entries."""
     from .cache import Cache, default_dir
-    from .cli_render import human_size
+    from .cli_summary import human_size
     from .graph import project_id
 
     store = Cache(Path(state.get("cache_dir") or default_dir()))
@@ -153,3 +162,33 @@ def schema() -> None:
                      indent=2))
 
 
+
+
+@app.command()
+def version(as_json: JsonOpt = False) -> None:
+    """gradient's version, its Python, and the version of every tool its tiers found here."""
+    import platform
+
+    from . import __version__
+    from .registry import backends
+
+    tools: dict[str, str | None] = {}
+    for backend in backends().values():
+        for tool in backend.tools:
+            tools.setdefault(tool.name, tool.version() if tool.present() else None)
+    data: dict[str, Any] = {"gradient": __version__, "python": platform.python_version(),
+                            "executable": sys.executable, "tools": dict(sorted(tools.items()))}
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    typer.echo(f"gradient {__version__} (Python {data['python']}, {sys.executable})")
+    for name, found in data["tools"].items():
+        typer.echo(f"  {name:26} {found or 'not found'}")
+
+
+@app.command()
+def docs() -> None:
+    """Print every command and option as Markdown (docs/cli.md is this, generated)."""
+    from .cli_docs import markdown
+
+    sys.stdout.write(markdown(app))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from pathlib import Path
+import time
 from types import TracebackType
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from .errors import GradientError
 from .events import Event
@@ -45,7 +44,15 @@ def crash_text(exc: BaseException, verbose: bool, as_json: bool) -> str:
 
 
 class Renderer:
-    """Turns events into output; safe to call from the engine's worker threads."""
+    """Turns events into output; safe to call from the engine's worker threads.
+
+    Three shapes: JSON lines (CI, --log-format json) carry every event; in a terminal a live
+    display shows each node's current step; piped (a CI log, `| tee`) one plain line per step
+    as it starts, and a heartbeat every HEARTBEAT seconds for a step that runs longer. Quiet
+    (-q) prints failures only.
+    """
+
+    HEARTBEAT = 10.0
 
     def __init__(self, log_format: str, *, quiet: bool = False, verbose: bool = False) -> None:
         self.json = log_format == "json"
@@ -55,6 +62,10 @@ class Renderer:
         self.progress: Any = None
         self.tasks: dict[str, Any] = {}
         self.logger: Any = None
+        self.steps: dict[str, tuple[str, float, float]] = {}  # tier: (step, since, last said)
+        self.started: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
         if self.json:
             import structlog
 
@@ -71,9 +82,17 @@ class Renderer:
                                      TextColumn("{task.description}"), TimeElapsedColumn(),
                                      console=err_console, transient=True)
 
+    @property
+    def plain(self) -> bool:
+        """Piped human output: no live display, so steps and heartbeats are lines."""
+        return not self.json and self.progress is None and not self.quiet
+
     def __enter__(self) -> Renderer:
         if self.progress:
             self.progress.start()
+        if self.plain or self.json:
+            self._beat = threading.Thread(target=self._heartbeats, daemon=True)
+            self._beat.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -81,32 +100,72 @@ class Renderer:
         self.close()
 
     def close(self) -> None:
+        self._stop.set()
         if self.progress:
             self.progress.stop()
             self.progress = None
 
+    def backend_warnings(self, texts: list[str]) -> None:
+        """The build backend's own warnings: in the JSON log, in the terminal only with -v."""
+        for text in texts:
+            if self.logger is not None:
+                self.logger.info(text, kind="backend-warning", tier=None)
+            elif self.verbose:
+                err_console.print(f"[yellow]build backend warning[/yellow] {escape(text)}")
+
+    def _heartbeats(self) -> None:
+        while not self._stop.wait(1.0):
+            now = time.monotonic()
+            with self.lock:
+                for tier, (step, since, said) in list(self.steps.items()):
+                    if now - said >= self.HEARTBEAT:
+                        self.steps[tier] = (step, since, now)
+                        self._say(Event("heartbeat", tier, step,
+                                        {"step_seconds": round(now - since, 1),
+                                         "seconds": round(now - self.started.get(tier, since),
+                                                          1)}))
+
     def emit(self, event: Event) -> None:
         with self.lock:
-            if self.logger is not None:
-                fields = {k: v for k, v in event.data.items() if k not in ("manifest",)}
-                self.logger.info(event.message, kind=event.kind, tier=event.tier, **fields)
-                return
             tier = event.tier or ""
+            now = time.monotonic()
+            if event.kind == "start" and tier:
+                self.started[tier] = now
+            if event.kind == "step" and tier:
+                self.started.setdefault(tier, now)
+                self.steps[tier] = (event.message, now, now)
+            elif event.kind in ("built", "cached", "verified", "checked", "failed", "skipped"):
+                self.steps.pop(tier, None)
             if self.progress and tier:
                 if tier not in self.tasks:
                     self.tasks[tier] = self.progress.add_task(
                         escape(event.message), tier=tier, total=None)
                 self.progress.update(self.tasks[tier], description=escape(event.message))
-            line = self._line(event)
-            if line and not self.quiet:
-                err_console.print(line)
+            self._say(event)
             if self.progress and tier and event.kind in ("verified", "checked", "failed",
                                                           "skipped"):
                 self.progress.remove_task(self.tasks.pop(tier))
 
+    def _say(self, event: Event) -> None:
+        if self.logger is not None:
+            fields = {k: v for k, v in event.data.items() if k not in ("manifest",)}
+            self.logger.info(event.message, kind=event.kind, tier=event.tier, **fields)
+            return
+        if self.quiet and event.kind != "failed":
+            return
+        line = self._line(event)
+        if line:
+            err_console.print(line)
+
     def _line(self, event: Event) -> str | None:
         message = escape(event.message)
         tier = f"[bold]{event.tier:8}[/bold]" if event.tier else ""
+        if event.kind in ("step", "heartbeat") and self.plain and event.tier:
+            took = time.monotonic() - self.started.get(event.tier, time.monotonic())
+            still = "still: " if event.kind == "heartbeat" else ""
+            return f"{tier} {still}{message}  [dim]{took:.1f} s[/dim]"
+        if event.kind == "backend-output":
+            return f"{tier} [dim]{message}[/dim]" if self.verbose else None
         if event.kind == "start":
             why = escape("; ".join(event.data.get("reasons", [])[:3]))
             return f"{tier} building ({why})" if why else f"{tier} building"
@@ -130,108 +189,12 @@ class Renderer:
             message = escape(event.message.removeprefix(f"{event.tier}: "))
             return f"{tier} [red]FAILED[/red]  {message}{lines}"
         if event.kind == "skipped":
-            return f"{tier} [yellow]skipped[/yellow] {message}"
+            return None  # the summary gives the reason, once
         if event.kind == "warning":
             return f"{tier} [yellow]warning[/yellow] {message}"
         return None
 
-    def summary(self, report: Any, root: Path) -> None:
-        manifest = report.manifest
-        if manifest:
-            project = manifest["project"]
-            out_console.print(f"[bold]{project['name']} {project['version']}[/bold]")
-            for item in manifest["artifacts"]:
-                if item["role"] != "artifact":
-                    continue
-                level = (item.get("verify") or {}).get("level")
-                state = ("[green]verified[/green]" if item.get("verified")
-                         else "[yellow]checked[/yellow] " if level == "checked"
-                         else "[yellow]built[/yellow]   ")
-                cached = " cached" if item.get("cached") else ""
-                out_console.print(f"  {state} {item['tier']:8} {item['path']} "
-                                  f"({human_size(item['size'])}{cached})", soft_wrap=True)
-            first = Path(manifest["artifacts"][0]["path"])
-            out_console.print(f"  manifest {first.parent.parent / 'manifest.json'}",
-                              soft_wrap=True)
-        for err in report.failures.values():
-            err_console.print(f"[red]failed[/red] {escape(err.message)}")
-        for tier, why in report.skipped.items():
-            err_console.print(f"[yellow]skipped[/yellow] {tier}: {escape(why)}")
-        if report.failures:
-            err_console.print("dist/gradient/ was left as it was.")
+    def summary(self, report: Any, ranks: dict[str, int]) -> None:
+        from .cli_summary import summary
 
-    def show_verdicts(self, results: dict[str, Any]) -> None:
-        for tier, verdict in results.items():
-            state = ("[green]verified[/green]" if verdict["verified"]
-                     else "[yellow]checked[/yellow]" if verdict.get("ok") else "[red]FAILED[/red]")
-            out_console.print(f"{tier:8} {state} {escape(' '.join(verdict.get('command', [])))}")
-            if not verdict.get("ok"):
-                if verdict.get("problem"):
-                    out_console.print(f"  {verdict['problem']}", markup=False)
-                out_console.print(verdict.get("output", ""), markup=False)
-
-    def show_reproducibility(self, results: dict[str, Any]) -> None:
-        for tier, result in results.items():
-            if result["identical"]:
-                out_console.print(f"{tier:8} [green]identical[/green] {result.get('sha256', '')}",
-                                  soft_wrap=True)
-            else:
-                out_console.print(f"{tier:8} [red]differs[/red]  {result.get('difference', '')}",
-                                  soft_wrap=True)
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(n)
-
-
-def show_plan(items: list[dict[str, Any]], epoch: dict[str, Any] | None = None) -> None:
-    if epoch:
-        from datetime import UTC, datetime
-
-        day = datetime.fromtimestamp(epoch["value"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        out_console.print(f"SOURCE_DATE_EPOCH {epoch['value']} ({day}), from "
-                          f"{escape(epoch['source'])}")
-    table = Table()
-    for col in ("node", "needs", "status", "why"):
-        table.add_column(col)
-    for item in items:
-        status = {"hit": "[green]hit[/green]", "skip": "[dim]skip[/dim]"}.get(
-            item["status"], "[yellow]miss[/yellow]")
-        why = "; ".join(item["reasons"][:4])
-        if item["missing"]:
-            why = f"[red]missing[/red] {'; '.join(item['missing'])}" + (f"; {why}" if why else "")
-        table.add_row(item["node"], ", ".join(item["needs"]), status, why)
-    out_console.print(table)
-
-
-def show_tiers(rows: list[dict[str, Any]]) -> None:
-    table = Table()
-    for col in ("tier", "artifact", "target must provide", "tools"):
-        table.add_column(col)
-    for row in rows:
-        if row.get("broken"):
-            table.add_row(row["tier"], "[red]broken backend[/red]", "", escape(row["broken"]))
-            continue
-        tools = []
-        for tool in row["tools"]:
-            if tool["present"]:
-                tools.append(f"[green]{tool['name']}[/green] {tool['version'] or ''}".strip())
-            else:
-                tag = "[red]missing[/red]" if tool["required"] else "[yellow]optional[/yellow]"
-                tools.append(f"{tag} {tool['name']}: {tool['get']}")
-        table.add_row(row["tier"], row["artifact"], row["target"], "\n".join(tools) or "-")
-    out_console.print(table)
-
-
-def show_advice(chosen: str | None, steps: list[Any]) -> None:
-    for step in steps:
-        mark = "[green]fits[/green]" if step.fits else "[dim]no[/dim]  "
-        star = " [bold]<- recommended[/bold]" if step.tier == chosen else ""
-        out_console.print(f"{mark} {step.tier:8} {escape(step.reason)}{star}")
-    if chosen is None:
-        out_console.print("no tier fits this target")
+        summary(report, ranks, quiet=self.quiet)

@@ -46,12 +46,22 @@ def _type_name(tp: Any) -> str:
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None))
     if origin is list:
-        return f"a list of {_type_name(get_args(tp)[0])}"
+        return f"a list of {_plural(get_args(tp)[0])}"
     if origin is dict:
         return "a table"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
         tp, getattr(tp, "__name__", str(tp))
     )
+
+
+def _plural(tp: Any) -> str:
+    """What a list holds, in the plural: 'strings', 'integers', 'tables'."""
+    words = {str: "strings", int: "integers", float: "numbers", bool: "true or false values"}
+    if tp in words:
+        return words[tp]
+    if get_origin(tp) is dict:
+        return "tables"
+    return f"items that are each {_type_name(tp)}"
 
 
 def _coerce(tp: Any, value: Any, path: tuple[str, ...]) -> Any:

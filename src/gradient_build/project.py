@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -47,6 +48,9 @@ class Project:
     license_files: list[str] = field(default_factory=list)
     top_level: list[str] = field(default_factory=list)
     buildable: bool = True
+    backend_warnings: list[str] = field(default_factory=list)
+    """What the build backend warned about while preparing metadata (deprecations, say):
+    shown with -v, kept out of the way otherwise."""
     sources: SourceTree | None = None
 
     @property
@@ -98,7 +102,7 @@ def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
     """Metadata for the project at `root`, cached by the digest of its sources."""
     if not is_buildable(root):
         return _module_project(root, sources, config)
-    store = cache_dir / "metadata" / f"v1-{sources.digest}.json"
+    store = cache_dir / "metadata" / f"v2-{sources.digest}.json"
     if store.exists():
         data = json.loads(store.read_text())
         data["root"] = root
@@ -139,7 +143,9 @@ def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> P
         saved = dict(os.environ)
         os.environ.update(env)
         try:
-            with DefaultIsolatedEnv(installer=installer) as iso:  # type: ignore[arg-type]
+            with warnings.catch_warnings(record=True) as caught, \
+                    DefaultIsolatedEnv(installer=installer) as iso:  # type: ignore[arg-type]
+                warnings.simplefilter("always")
                 builder = ProjectBuilder.from_isolated_env(iso, src, runner=_quiet)
                 iso.install(builder.build_system_requires)
                 iso.install(builder.get_requires_for_build("wheel"))
@@ -155,7 +161,9 @@ def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> P
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        return from_dist_info(root, dist_info)
+        project = from_dist_info(root, dist_info)
+        project.backend_warnings = list(dict.fromkeys(str(w.message).strip() for w in caught))
+        return project
 
 
 # Backends whose prepare_metadata_for_build_wheel writes entry_points.txt too; for others
