@@ -19,6 +19,7 @@ from typing import Any, Literal
 from gradient_build.archive import safe_extract, tree_entries, write_tar
 from gradient_build.backend import Artifact, Backend, BuildContext, Verdict, VerifyContext
 from gradient_build.config import Config
+from gradient_build.elf import elf_files, glibc_floor
 from gradient_build.errors import BuildFailed, ConfigError
 from gradient_build.options import doc
 from gradient_build.project import Project
@@ -28,7 +29,6 @@ from gradient_build.smoke import Smoke
 from gradient_build.tools import Tool
 
 from . import container, runc
-from .elf import elf_files, glibc_floor
 from .freeze import (
     build_env,
     entry_script,
@@ -237,9 +237,10 @@ class ExeBackend(Backend):
         if runtime is None:
             verdict.extra["container"] = f"not available: {why}"
             return verdict
-        libs = container.host_libraries(ctx.sandbox, *elves)
+        libs = container.host_libraries(*elves)
         if not any(p.name.startswith("ld-linux") for p in libs):
-            verdict.extra["container"] = "not available: ldd did not name a dynamic loader"
+            verdict.extra["container"] = ("not available: no dynamic loader (PT_INTERP) found "
+                                          "for the executable")
             return verdict
         if runtime == "runc":
             result, create = runc.run_in_bundle(ctx.sandbox, libs, payload, command, box,
