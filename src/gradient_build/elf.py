@@ -160,9 +160,9 @@ def _expand(entries: Iterable[str], origin: str, lib: str | None) -> list[str]:
     the working directory; an entry naming a variable we cannot expand is dropped."""
     dirs: list[str] = []
     for entry in entries:
-        value = re.sub(r"\$(ORIGIN\b|\{ORIGIN\})", origin, entry)
+        value = re.sub(r"\$(ORIGIN\b|\{ORIGIN\})", lambda _: origin, entry)
         if lib:
-            value = re.sub(r"\$(LIB\b|\{LIB\})", lib, value)
+            value = re.sub(r"\$(LIB\b|\{LIB\})", lambda _: lib, value)
         if "$" in value:
             continue
         dirs.append(os.path.normpath(value or os.getcwd()))
