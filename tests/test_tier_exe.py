@@ -23,9 +23,11 @@ from conftest import (
     manifest,
     run_gradient,
 )
-from gradient_backends.exe.elf import elf_files, glibc_versions, glibc_versions_python, highest
+from elf_oracle import readelf_glibc
 from gradient_backends.exe.freeze import unpack_binaries
 from scripted_app import SCRIPTS, scripted_app
+
+from gradient_build.elf import elf_files, glibc_versions, highest
 
 pytestmark = pytest.mark.slow
 
@@ -149,10 +151,9 @@ def test_glibc_floor_covers_everything_the_onefile_carries(hello: Path, tmp_path
     carried = unpack_binaries(exe, tmp_path / "unpacked")
     assert any(p.name.startswith("libpython") for p in carried)
     every = [exe, *carried]
-    by_tool = set().union(*(glibc_versions(p) for p in every))
-    by_reader = set().union(*(glibc_versions_python(p) for p in every))
-    if shutil.which("readelf") or shutil.which("objdump"):
-        assert by_tool == by_reader
+    by_reader = set().union(*(glibc_versions(p) for p in every))
+    if shutil.which("readelf"):
+        assert by_reader == set().union(*(readelf_glibc(p) for p in every))
     assert highest(by_reader) == artifact_entry(hello, "exe")["glibc_floor"]
 
 
@@ -210,7 +211,7 @@ def test_onedir_with_hidden_imports_and_datas(example: Callable[..., Path], grad
     top = tmp_path / "x" / "plugin-app-0.1.0"
     license_text = (EXAMPLES / "plugin-app" / "LICENSE").read_text()
     assert (top / "_internal/licenses/LICENSE").read_text() == license_text
-    floor = highest(set().union(*(glibc_versions_python(p) for p in elf_files(top))))
+    floor = highest(set().union(*(glibc_versions(p) for p in elf_files(top))))
     assert floor == entry["glibc_floor"]
 
     launcher = top / "plugin-app"

@@ -34,14 +34,15 @@ from gradient_build.backend import (
 )
 from gradient_build.helpers import (
     PASSED_THROUGH,
+    elf_files,
     file_digest,
+    glibc_floor,
     safe_extract,
     tree_entries,
     write_tar,
 )
 
 from . import container, runc
-from .elf import elf_files, glibc_floor
 from .freeze import (
     build_env,
     entry_script,
@@ -245,9 +246,10 @@ class ExeBackend(Backend[ExeOptions]):
         if runtime is None:
             verdict.extra["container"] = f"not available: {why}"
             return verdict
-        libs = container.host_libraries(ctx.sandbox, *elves)
+        libs = container.host_libraries(*elves)
         if not any(p.name.startswith("ld-linux") for p in libs):
-            verdict.extra["container"] = "not available: ldd did not name a dynamic loader"
+            verdict.extra["container"] = ("not available: no dynamic loader (PT_INTERP) found "
+                                          "for the executable")
             return verdict
         if runtime == "runc":
             result, create = runc.run_in_bundle(ctx.sandbox, libs, payload, command, box,

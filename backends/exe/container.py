@@ -1,7 +1,8 @@
 """The second proof: run the executable in a container whose image holds only the C library.
 
-The libraries are the dynamic loader and the shared libraries `ldd` says the executable and
-everything it bundles load from the host, so a Python on the machine cannot help it. Where a
+The libraries are the dynamic loader and the shared libraries the executable and everything
+it bundles load from the host (read from the files by `gradient_build.elf`, never by running
+them), so a Python on the machine cannot help it. Where a
 Docker daemon answers, the base image is made with `docker import` from a tar of them, once
 per set of libraries, kept under gradient's cache; where none does, runc runs it in a bundle
 made of the same files (runc.py). Either way the run has no network and no root.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -21,13 +21,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from gradient_build.backend import Result, Sandbox
-from gradient_build.helpers import file_digest, write_tar
+from gradient_build.helpers import elf_walk, file_digest, write_tar
 
 from . import runc
 
 BASE_LIBS = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "libz.so.1",
              "librt.so.1", "libutil.so.1", "libgcc_s.so.1")
-LDD_LINE = re.compile(r"^\s*(?:(\S+)\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)", re.M)
 IMAGE = "gradient-exe-base"
 EPOCH = 315532800
 LAYOUT = "exe-base v2\n"
@@ -71,22 +70,12 @@ def runtime(env: Mapping[str, str]) -> tuple[str | None, str]:
     return ("runc", "") if not runc_why else (None, f"{docker_why}; {runc_why}")
 
 
-def host_libraries(sandbox: Sandbox, elves: Iterable[Path], bundle: Path) -> list[Path]:
-    """The host's shared libraries (and loader) the ELF files load that `bundle` lacks."""
-    lib_dirs = sorted({str(p.parent) for p in bundle.rglob("*.so*")} | {str(bundle)})
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LD_LIBRARY_PATH": ":".join(lib_dirs)}
-    ldd = shutil.which("ldd", path=env["PATH"])
-    found: set[Path] = set()
-    if not ldd:
-        return []
-    for elf in elves:
-        result = sandbox.run([ldd, elf], cwd=bundle, env=env, timeout=60, offline=False)
-        if result.exit_code != 0:
-            continue
-        for match in LDD_LINE.finditer(result.output):
-            path = Path(match.group(2))
-            if not path.is_relative_to(bundle) and path.exists():
-                found.add(path)
+def host_libraries(elves: Iterable[Path], bundle: Path) -> list[Path]:
+    """The host's shared libraries (and loader) the ELF files load that `bundle` lacks; the
+    bundle's library folders stand in for the LD_LIBRARY_PATH the bootloader sets."""
+    lib_dirs = sorted({p.parent for p in bundle.rglob("*.so*")} | {bundle})
+    tree = elf_walk(elves, extra_dirs=lib_dirs)
+    found = {p for p in tree.paths if not p.is_relative_to(bundle) and p.exists()}
     libc_dirs = {p.parent for p in found if p.name == "libc.so.6"} or {
         Path("/lib/x86_64-linux-gnu")}
     for directory in libc_dirs:

@@ -131,7 +131,9 @@ class OciBackend(Backend[OciOptions]):
         if base_name(opts).startswith("debootstrap:"):
             found.append(DEBOOTSTRAP)
         if opts.payload == "exe":
-            found.append(LDD)
+            # never run (gradient_build.elf reads the libraries from the files); its version,
+            # the host C library's, keys an image that carries that library
+            found.append(dataclasses.replace(LDD, required=False))
         return tuple(found)
 
     def build(self, ctx: BuildContext[OciOptions]) -> Artifact:

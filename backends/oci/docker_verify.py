@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 import tarfile
 import time
 import zlib
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from gradient_build.backend import Artifact, Result, Verdict, VerifyContext
-from gradient_build.helpers import tail
+from gradient_build.helpers import elf_interpreter, tail
 
 from .bases import docker_client
 from .fsindex import DEFAULT_PATH, KEPT, FsIndex, norm, read_layer
@@ -176,8 +175,9 @@ def _check_program(fs: FsIndex, program: str, search: str, role: str,
         problems.append(f"{program} ({role}) {where}{searched}")
         return
     found = "/" + found.lstrip("/")
-    head = (fs.read(found) or b"")[:4096]
-    interp = elf_interpreter(head) if head[:4] == b"\x7fELF" else None
+    data = fs.read(found) or b""
+    head = data[:4096]
+    interp = elf_interpreter(data)
     if head[:2] == b"#!":
         words = head[2:].split(b"\n")[0].decode(errors="replace").split()
         if words and depth < 3:
@@ -187,32 +187,6 @@ def _check_program(fs: FsIndex, program: str, search: str, role: str,
                 _check_program(fs, words[1], search, role, problems, depth + 1)
     elif interp and fs.resolve(interp) is None:
         problems.append(f"{interp} (the dynamic loader of {found}) is not in the image")
-
-
-def elf_interpreter(head: bytes) -> str | None:
-    """The PT_INTERP path of a 64- or 32-bit ELF, when its program headers are in `head`."""
-    try:
-        is64, end = head[4] == 2, "<" if head[5] == 1 else ">"
-        if is64:
-            phoff, = struct.unpack_from(end + "Q", head, 0x20)
-            phentsize, phnum = struct.unpack_from(end + "HH", head, 0x36)
-        else:
-            phoff, = struct.unpack_from(end + "I", head, 0x1C)
-            phentsize, phnum = struct.unpack_from(end + "HH", head, 0x2A)
-        for i in range(phnum):
-            at = phoff + i * phentsize
-            if struct.unpack_from(end + "I", head, at)[0] != 3:
-                continue
-            if is64:
-                offset, = struct.unpack_from(end + "Q", head, at + 8)
-                size, = struct.unpack_from(end + "Q", head, at + 32)
-            else:
-                offset, = struct.unpack_from(end + "I", head, at + 4)
-                size, = struct.unpack_from(end + "I", head, at + 16)
-            return head[offset:offset + size].rstrip(b"\0").decode()
-    except (struct.error, IndexError, UnicodeDecodeError):
-        return None
-    return None
 
 
 def verify_image(ctx: VerifyContext[OciOptions], artifact: Artifact) -> Verdict:

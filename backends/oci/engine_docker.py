@@ -39,7 +39,7 @@ def build_with_daemon(ctx: BuildContext[OciOptions], opts: Any, base_ref: str, p
     fs = base.fs() if base.layers else None
     added: list[str] = []
     if opts.payload == "exe":
-        added = add_libraries(pay.deps, host_libraries(ctx.run, pay.binaries, pay.bundle_dirs), fs)
+        added = add_libraries(pay.deps, host_libraries(pay.binaries, pay.bundle_dirs), fs)
     system, uid = system_layer(fs, opts.user, opts.uid, opts.workdir)
     if uid == 0:
         raise BuildFailed(f"oci: user {opts.user!r} is root (uid 0) in base {base.name}")

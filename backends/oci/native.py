@@ -24,7 +24,7 @@ def build_native(ctx: BuildContext[OciOptions], opts: OciOptions, base_name: str
     fs = base.fs() if base.layers else None
     added: list[str] = []
     if opts.payload == "exe":
-        libs = payload.host_libraries(ctx.run, pay.binaries, pay.bundle_dirs)
+        libs = payload.host_libraries(pay.binaries, pay.bundle_dirs)
         if fs is not None:
             check_glibc(fs, libs, pay.glibc_floor, base.name)
         added = payload.add_libraries(pay.deps, libs, fs)

@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 from email.parser import Parser
 from pathlib import Path
 
-from gradient_build.backend import Artifact, BuildFailed, Meta, Project, Runner
-from gradient_build.helpers import safe_extract
+from gradient_build.backend import Artifact, BuildFailed, Meta, Project
+from gradient_build.helpers import elf_files, elf_walk, safe_extract
 
 from .fsindex import FsIndex
 from .layout import LayerBuilder
 
-LDD_LINE = re.compile(r"^\s*(?:(\S+)\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)", re.M)
-LDD_MISSING = re.compile(r"^\s*(\S+)\s+=>\s+not found", re.M)
 # The C library's own files (PyInstaller never bundles them: it expects the target's), plus
 # the few libraries nearly every frozen Python loads from the system.
 C_LIBRARY = ("libc.so.6", "libm.so.6", "libmvec.so.1", "libdl.so.2", "libpthread.so.0",
@@ -128,7 +126,7 @@ def from_exe(artifact: Artifact, project: Project, workdir: str, work: Path) -> 
         return rel in (launcher, "_internal") or rel.startswith(mine)
 
     deps, app = _split(top, workdir, is_own)
-    elves = [p for p in top.rglob("*") if p.is_file() and not p.is_symlink() and _is_elf(p)]
+    elves = elf_files(top)
     dirs = sorted({p.parent for p in elves})
     return Payload(deps, app, [f"{workdir}/{launcher}"], binaries=elves, bundle_dirs=dirs,
                    glibc_floor=floor)
@@ -141,35 +139,22 @@ def _only_dir(dest: Path) -> str:
     return dirs[0]
 
 
-def _is_elf(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(4) == b"\x7fELF"
-
-
-def host_libraries(run: Runner, binaries: list[Path], bundle_dirs: list[Path]) -> list[str]:
+def host_libraries(binaries: list[Path], bundle_dirs: list[Path]) -> list[str]:
     """Absolute paths (as the loader names them) of the host libraries `binaries` load,
-    with the C library's own files and everything those load in turn."""
-    env = {**run.env, "LD_LIBRARY_PATH": ":".join(str(d) for d in bundle_dirs)}
+    with the C library's own files and everything those load in turn. Read from the files,
+    never by running them: the bundle's folders play LD_LIBRARY_PATH, as the bootloader's."""
     inside = tuple(str(d) + "/" for d in bundle_dirs)
-    found: set[str] = set()
-    todo = [str(b) for b in binaries]
-    checked: set[str] = set()
-    first = True
-    while todo:
-        checked |= set(todo)
-        out = run(["ldd", *todo], env=env, check=False, what="ldd (libraries for scratch)").stdout
-        missing = [m for m in LDD_MISSING.findall(out)
-                   if not any((Path(d) / m).exists() for d in bundle_dirs)]
-        if missing:
-            raise BuildFailed(f"oci: the host has no {', '.join(sorted(set(missing)))}, which "
-                              "the executable loads")
-        new = {m.group(2) for m in LDD_LINE.finditer(out)} - found
-        found |= {p for p in new if not p.startswith(inside)}
-        if first:
-            first = False
-            libc_dirs = {str(Path(p).parent) for p in found if Path(p).name == "libc.so.6"}
-            found |= {f"{d}/{n}" for d in libc_dirs for n in C_LIBRARY if Path(d, n).exists()}
-        todo = sorted(p for p in found if p not in checked)
+    tree = elf_walk(binaries, extra_dirs=bundle_dirs)
+    found = {str(p) for p in tree.paths if not str(p).startswith(inside)}
+    libc_dirs = {str(Path(p).parent) for p in found if Path(p).name == "libc.so.6"}
+    extra = sorted({f"{d}/{n}" for d in libc_dirs for n in C_LIBRARY if Path(d, n).exists()})
+    more = elf_walk(extra, extra_dirs=bundle_dirs, loader=tree.interpreter)
+    found |= set(extra) | {str(p) for p in more.paths if not str(p).startswith(inside)}
+    missing = {m for m in tree.missing | more.missing
+               if not any((d / m).exists() for d in bundle_dirs)}
+    if missing:
+        raise BuildFailed(f"oci: the host has no {', '.join(sorted(missing))}, which "
+                          "the executable loads")
     return sorted(found)
 
 

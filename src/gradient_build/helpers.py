@@ -14,6 +14,9 @@ import; the modules these come from are internal. Grouped by what they are for:
   only checks it under GRADIENT_ENTRY_CHECK=1), `import_lines` (just its imports),
   `command_in_env` (the smoke as a command inside an installed environment);
 - archives: `write_tar`, `tree_entries`, `repack_tar_gz` (reproducible), `safe_extract`;
+- ELF files (pyelftools, never running ldd on what we ship): `is_elf`, `elf_files`,
+  `elf_interpreter` (PT_INTERP), `glibc_floor` (the newest GLIBC_x.y needed), `lddtree` and
+  `elf_walk` (the shared libraries a binary loads, resolved the way the loader does);
 - the build machine: `build_paths`, `venv_prefix`, `find_paths` (a tree naming them),
   `hide_prefix` (whether runs can hide them), `file_digest`.
 """
@@ -22,6 +25,9 @@ from __future__ import annotations
 
 from .archive import repack_tar_gz, safe_extract, tree_entries, write_tar
 from .cleanroom import build_paths, find_paths, hide_prefix, venv_prefix
+from .elf import elf_files, glibc_floor, is_elf, lddtree
+from .elf import interpreter as elf_interpreter
+from .elf import walk as elf_walk
 from .entrypoints import import_lines
 from .installer import Installer, installer
 from .pyenv import (
@@ -50,14 +56,20 @@ __all__ = [
     "Installer",
     "build_paths",
     "command_in_env",
+    "elf_files",
+    "elf_interpreter",
+    "elf_walk",
     "entry_code",
     "fetch_wheelhouse",
     "file_digest",
     "find_paths",
     "fresh_venv",
+    "glibc_floor",
     "hide_prefix",
     "import_lines",
     "installer",
+    "is_elf",
+    "lddtree",
     "minimal_env",
     "offline_install",
     "pep517_build",
