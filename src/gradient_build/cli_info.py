@@ -102,10 +102,12 @@ def init(
     from .init import write_initial
 
     try:
-        path = write_initial(Path.cwd(), tier, force=force, cache_dir=state.get("cache_dir"))
+        initial = write_initial(Path.cwd(), tier, force=force, cache_dir=state.get("cache_dir"))
     except GradientError as err:
         fail(err)
-    typer.echo(f"wrote {path}")
+    for finding in initial.found:
+        typer.echo(f"found: {finding}")
+    typer.echo(f"wrote {initial.path}")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -48,13 +49,12 @@ class Renderer:
 
     Three shapes: JSON lines (CI, --log-format json) carry every event; in a terminal a live
     display shows each node's current step; piped (a CI log, `| tee`) one plain line per step
-    as it starts, and a heartbeat every HEARTBEAT seconds for a step that runs longer. Quiet
+    as it starts, and a heartbeat every 10 s (GRADIENT_HEARTBEAT_SECONDS) for a longer step. Quiet
     (-q) prints failures only.
     """
 
-    HEARTBEAT = 10.0
-
     def __init__(self, log_format: str, *, quiet: bool = False, verbose: bool = False) -> None:
+        self.heartbeat = float(os.environ.get("GRADIENT_HEARTBEAT_SECONDS") or 10)
         self.json = log_format == "json"
         self.quiet = quiet
         self.verbose = verbose
@@ -114,11 +114,11 @@ class Renderer:
                 err_console.print(f"[yellow]build backend warning[/yellow] {escape(text)}")
 
     def _heartbeats(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(min(1.0, self.heartbeat / 2)):
             now = time.monotonic()
             with self.lock:
                 for tier, (step, since, said) in list(self.steps.items()):
-                    if now - said >= self.HEARTBEAT:
+                    if now - said >= self.heartbeat:
                         self.steps[tier] = (step, since, now)
                         self._say(Event("heartbeat", tier, step,
                                         {"step_seconds": round(now - since, 1),
