@@ -187,7 +187,11 @@ def test_plugin_app_without_collect_submodules_fails_and_keeps_dist(
     assert "collect_submodules" in output  # the failure says what to do
     assert not (dist / "exe").exists()
     after = {p: p.read_bytes() for p in sorted(dist.rglob("*")) if p.is_file()}
-    assert after == before
+    manifests = [dist / "manifest.json", dist / "SHA256SUMS"]
+    assert {p: b for p, b in after.items() if p not in manifests} == {
+        p: b for p, b in before.items() if p not in manifests}  # the wheel is as it was
+    states = json.loads((dist / "manifest.json").read_text())["tiers"]
+    assert states["exe"]["state"] == "failed" and states["wheel"]["state"] == "verified"
 
 
 def test_onedir_with_hidden_imports_and_datas(example: Callable[..., Path], gradient: Gradient,

@@ -9,7 +9,9 @@ PyInstaller's, and nothing else gradient happens to have installed (an app's opt
 
 from __future__ import annotations
 
+import csv
 import glob
+import io
 import os
 import re
 import sys
@@ -105,9 +107,12 @@ def scrub_install_records(site: Path) -> None:
                 gone.add(f"{dist_info.name}/{name}")
         record = dist_info / "RECORD"
         if record.exists():
-            lines = record.read_text().splitlines(keepends=True)
-            record.write_text("".join(x for x in lines if x.split(",", 1)[0] not in gone
-                                      and not x.startswith("../")))
+            rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+            kept = [row for row in rows if row and row[0] not in gone
+                    and not row[0].startswith("../")]
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows(kept)
+            record.write_text(text.getvalue(), encoding="utf-8")
 
 
 def entry_script(dest: Path, entry: str, scripts: dict[str, str] | None = None) -> Path:

@@ -81,12 +81,6 @@ class Base:
     def env(self) -> list[str]:
         return list(self.config.get("config", {}).get("Env") or [])
 
-    @property
-    def path_var(self) -> str:
-        for item in self.env:
-            if item.startswith("PATH="):
-                return item[5:]
-        return DEFAULT_PATH
 
 
 def read_layout(root: Path, what: str) -> Base:

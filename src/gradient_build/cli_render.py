@@ -173,11 +173,12 @@ class Renderer:
             return f"{tier} [cyan]cached[/cyan]  {message}"
         if event.kind == "built":
             return f"{tier} built   {message}"
-        if event.kind == "verified" and event.data.get("replayed"):
-            return f"{tier} [green]verified[/green] (the same artifact, already proven here)"
         if event.kind == "verified":
             runtime = event.data.get("runtime")
             note = f" (runtime {runtime})" if runtime else ""
+            if event.data.get("replayed"):
+                return (f"{tier} [green]verified[/green] (the same artifact, already proven "
+                        f"here){note}")
             return f"{tier} [green]verified[/green] in {message}{note}"
         if event.kind == "checked":
             return f"{tier} [yellow]checked[/yellow] (not run: {message})"
