@@ -175,7 +175,7 @@ class CondaBackend(Backend[CondaOptions]):
             stage = "solve" if done.get("stage") == "solve" else "install"
             return Verdict(False, ran.command, ran.exit_code, round(ran.seconds, 3), error,
                            extra, problem=f"conda could not {stage} {artifact.need('package')} "
-                           f"from the channel: {error.strip().splitlines()[0] if error else ''}")
+                           f"from the channel: {_one_line(error)}")
         extra |= {"installed": done["records"], "install_seconds": done["seconds"]}
         prefix = place / "prefix"
         smoke = ctx.smoke
@@ -239,6 +239,13 @@ def _has_python(channel: Path) -> bool:
             if any(r.get("name") == "python" for r in records):
                 return True
     return False
+
+
+def _one_line(error: str) -> str:
+    """The solver's tree of reasons on one line ("... would require attrs >=22, for which no
+    candidates were found.")."""
+    words = [line.strip(" \u2502\u2514\u251c\u2500") for line in error.strip().splitlines()]
+    return " ".join(w for w in words if w).replace("Cannot solve the request because of: ", "")
 
 
 def _stamp_repodata(path: Path, epoch: int) -> None:

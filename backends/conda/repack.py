@@ -40,7 +40,7 @@ def repack(src: Path, dest: Path, epoch: int, needles: list[Path]) -> list[tuple
             data = zin.read(info)
             if info.filename.endswith(".tar.zst"):
                 data = _retar(data, epoch, info.filename, words, leaks)
-            entry = zipfile.ZipInfo(info.filename, date_time=stamp)  # type: ignore[arg-type]
+            entry = zipfile.ZipInfo(info.filename, date_time=stamp)
             entry.external_attr = 0o644 << 16
             entry.create_system = 3
             zout.writestr(entry, data, zipfile.ZIP_STORED)
