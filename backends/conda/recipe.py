@@ -11,7 +11,10 @@ from gradient's scratch layout and from `dist/gradient/conda/recipes/NAME/` by h
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
+
+from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 
 from .meta import Plan, conda_version
 
@@ -19,6 +22,7 @@ TIDY = (
     'rm -rf "$PREFIX/bin"',
     'find "$PREFIX" -name direct_url.json -delete',
     'for record in "$PREFIX"/lib/python*/site-packages/*.dist-info/RECORD; do '
+    '[ -f "$record" ] || continue; '
     "sed -i -e '/direct_url\\.json,/d' -e '/^\\.\\.\\//d' \"$record\"; done",
 )
 
@@ -30,18 +34,22 @@ def recipe(plan: Plan, wheel_source: str, installer_python: str) -> dict[str, An
     if plan.noarch:
         build["noarch"] = "python"
     build["script"] = "\n".join([
-        "${{ installer_python }} -m pip install --isolated --no-deps --no-index --no-compile "
+        "${{ installer_python }} -m pip install --isolated --ignore-installed --no-deps --no-index "
+        "--no-compile "
         '--no-warn-script-location --prefix "$PREFIX" "$SRC_DIR/'
         + wheel_source.rsplit("/", 1)[-1] + '"',
         *TIDY,
     ]) + "\n"
-    if wheel.scripts:
+    if wheel.scripts and plan.noarch:
         build["python"] = {"entry_points": [f"{k} = {v}" for k, v in wheel.scripts.items()]}
+    elif wheel.scripts:  # entry_points want a python in host: write conda's scripts here
+        build["script"] += "".join(_script_lines(k, v) for k, v in wheel.scripts.items())
     about: dict[str, Any] = {}
     if wheel.summary:
         about["summary"] = wheel.summary
-    if wheel.license:
-        about["license"] = wheel.license
+    license_id = spdx(wheel.license)
+    if license_id:
+        about["license"] = license_id
     data: dict[str, Any] = {
         "context": {"installer_python": installer_python},
         "package": {"name": plan.name, "version": conda_version(wheel.version)},
@@ -52,6 +60,32 @@ def recipe(plan: Plan, wheel_source: str, installer_python: str) -> dict[str, An
     if about:
         data["about"] = about
     return data
+
+
+def _script_lines(name: str, entry: str) -> str:
+    """Shell that writes the console script conda would generate, its shebang naming the
+    build prefix: rattler-build records it as a prefix placeholder, replaced at install."""
+    module, _, attr = entry.partition(":")
+    first = attr.split(".")[0]
+    python = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    body = (f"# -*- coding: utf-8 -*-\nimport re\nimport sys\n\nfrom {module} import {first}\n\n"
+            "if __name__ == '__main__':\n"
+            "    sys.argv[0] = re.sub(r'(-script\\.pyw?|\\.exe)?$', '', sys.argv[0])\n"
+            f"    sys.exit({attr}())\n")
+    target = f'"$PREFIX/bin/{name}"'
+    return (f'mkdir -p "$PREFIX/bin"\nprintf \'#!%s/bin/{python}\\n\' "$PREFIX" > {target}\n'
+            f"cat >> {target} <<'GRADIENT_SCRIPT'\n{body}GRADIENT_SCRIPT\nchmod 755 {target}\n")
+
+
+def spdx(text: str | None) -> str | None:
+    """The license as an SPDX expression, which rattler-build insists on ("BSD" is not one:
+    then none is recorded, rather than a guess)."""
+    if not text:
+        return None
+    try:
+        return str(canonicalize_license_expression(text))
+    except InvalidLicenseExpression:
+        return None
 
 
 def to_yaml(data: dict[str, Any], header: list[str]) -> str:
@@ -70,7 +104,7 @@ def _emit(value: Any, indent: int, lines: list[str]) -> None:
                 _emit(item, indent + 2, lines)
             elif isinstance(item, str) and "\n" in item:
                 lines.append(f"{pad}{key}: |")
-                lines.extend(f"{pad}  {line}" for line in item.rstrip("\n").split("\n"))
+                lines.extend(f"{pad}  {line}".rstrip() for line in item.rstrip("\n").split("\n"))
             else:
                 lines.append(f"{pad}{key}: {_scalar(item)}")
     else:

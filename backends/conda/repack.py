@@ -11,6 +11,7 @@ lists each payload file's sha256) stays true.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -24,6 +25,7 @@ from typing import IO
 import zstandard
 
 LEVEL = 16
+CANONICAL = "/opt/gradient-conda-build/host_env_placehold_" + "placehold_" * 30
 TEXT_PROBE = 8192
 
 
@@ -36,10 +38,15 @@ def repack(src: Path, dest: Path, epoch: int, needles: list[Path]) -> list[tuple
     stamp = time.gmtime(max(epoch, 315532800))[:6]
     dest.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            if info.filename.endswith(".tar.zst"):
-                data = _retar(data, epoch, info.filename, words, leaks)
+        infos = zin.infolist()
+        info_tar = next(i for i in infos if i.filename.startswith("info-"))
+        fix = Placeholders(_read(zin.read(info_tar), "info/paths.json"))
+        payload = {i.filename: _retar(zin.read(i), epoch, i.filename, words, leaks, fix)
+                   for i in infos if i.filename.startswith("pkg-")}
+        for info in infos:
+            data = payload.get(info.filename) or zin.read(info)
+            if info is info_tar:
+                data = _retar(data, epoch, info.filename, words, leaks, fix)
             entry = zipfile.ZipInfo(info.filename, date_time=stamp)
             entry.external_attr = 0o644 << 16
             entry.create_system = 3
@@ -47,8 +54,47 @@ def repack(src: Path, dest: Path, epoch: int, needles: list[Path]) -> list[tuple
     return leaks
 
 
+class Placeholders:
+    """rattler-build's prefix placeholder is its host prefix, under the build's scratch dir:
+    a different path in every build. Each one becomes a fixed path of the same length (255),
+    in the files holding it and in info/paths.json, whose sha256 and sizes follow."""
+
+    def __init__(self, paths_json: bytes | None) -> None:
+        entries = json.loads(paths_json)["paths"] if paths_json else []
+        self.map = {e["prefix_placeholder"].encode(): CANONICAL[:len(
+            e["prefix_placeholder"])].encode() for e in entries if e.get("prefix_placeholder")}
+        self.changed: dict[str, tuple[str, int]] = {}
+
+    def payload(self, name: str, content: bytes) -> bytes:
+        new = content
+        for old, canonical in self.map.items():
+            new = new.replace(old, canonical)
+        if new != content:
+            self.changed[name] = (hashlib.sha256(new).hexdigest(), len(new))
+        return new
+
+    def paths(self, content: bytes) -> bytes:
+        if not self.map:
+            return content
+        data = json.loads(content)
+        for entry in data["paths"]:
+            old = entry.get("prefix_placeholder", "").encode()
+            if old in self.map:
+                entry["prefix_placeholder"] = self.map[old].decode()
+            if entry["_path"] in self.changed:
+                entry["sha256"], entry["size_in_bytes"] = self.changed[entry["_path"]]
+        return (json.dumps(data, indent=2) + "\n").encode()
+
+
+def _read(data: bytes, member: str) -> bytes | None:
+    raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        f = tar.extractfile(member) if member in tar.getnames() else None
+        return f.read() if f else None
+
+
 def _retar(data: bytes, epoch: int, name: str, words: list[tuple[re.Pattern[bytes], str]],
-           leaks: list[tuple[str, str]]) -> bytes:
+           leaks: list[tuple[str, str]], fix: Placeholders) -> bytes:
     raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
     out = io.BytesIO()
     with tarfile.open(fileobj=io.BytesIO(raw)) as tin, \
@@ -57,7 +103,9 @@ def _retar(data: bytes, epoch: int, name: str, words: list[tuple[re.Pattern[byte
         for member in members:
             content = tin.extractfile(member).read() if member.isreg() else None  # type: ignore[union-attr]
             if content is not None:
-                content = _patched(member.name, content, epoch)
+                content = (fix.paths(content) if member.name == "info/paths.json" else
+                           _patched(member.name, content, epoch) if name.startswith("info-")
+                           else fix.payload(member.name, content))
                 if b"\0" not in content[:TEXT_PROBE]:
                     leaks += [(f"{name}!{member.name}", text) for word, text in words
                               if word.search(content)]

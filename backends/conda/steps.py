@@ -29,10 +29,16 @@ def build(req: dict[str, Any]) -> dict[str, Any]:
     packages: list[str] = []
     for item in req["recipes"]:
         recipe = rb.Stage0Recipe.from_yaml(item["yaml"], recipe_dir=Path(item["dir"]))
-        results = recipe.run_build(
-            output_dir=req["output"], channels=req["channels"],
-            tool_config=rb.ToolConfiguration(test_strategy="skip"),
-            no_build_id=True, no_include_recipe=True)
+        try:
+            results = recipe.run_build(
+                output_dir=req["output"], channels=req["channels"],
+                tool_config=rb.ToolConfiguration(test_strategy="skip"),
+                no_build_id=True, no_include_recipe=True)
+        except Exception as exc:
+            name = Path(item["dir"]).name
+            path = Path(req["output"]) / "bld" / f"rattler-build_{name}" / "work/conda_build.log"
+            log = path.read_text(errors="replace")[-3000:] if path.exists() else ""
+            raise RuntimeError(f"{name}: {exc}\n{log}") from None
         packages += [str(p) for r in results for p in r.packages]
     return {"packages": packages}
 
