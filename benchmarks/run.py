@@ -164,6 +164,49 @@ def bench_tiers(base: Path) -> None:
                          "with_verify_s": round(verified_s, 3), "size_bytes": size}
 
 
+RAW_RATTLER = """
+import os, sys
+from pathlib import Path
+import rattler_build as rb
+out, channel = Path(sys.argv[1]), Path(sys.argv[2])
+for recipe in sys.argv[3:]:
+    rb.Stage0Recipe.from_yaml(Path(recipe).read_text(), recipe_dir=Path(recipe).parent).run_build(
+        output_dir=out, channels=[channel.as_uri()], no_build_id=True, no_include_recipe=True,
+        tool_config=rb.ToolConfiguration(test_strategy="skip"))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def bench_conda(base: Path) -> None:
+    """The conda tier against rattler-build driven by hand on the recipes the tier keeps
+    (the app and its dependency), from the same wheels, with the same empty local channel."""
+    ws = Workspace(base, "hello-app")
+    ws.gradient("build", "--tier", "conda")
+    kept = ws.project / "dist/gradient/conda/recipes"
+    recipes = sorted(str(p) for p in kept.glob("*/recipe.yaml"))
+    channel = base / "empty-channel"
+    for subdir in ("noarch", "linux-64"):
+        (channel / subdir).mkdir(parents=True)
+    script = base / "raw_rattler.py"
+    script.write_text(RAW_RATTLER)
+
+    def raw() -> None:
+        shutil.rmtree(base / "raw", ignore_errors=True)
+        sh([sys.executable, str(script), str(base / "raw"), str(channel), *recipes], base)
+
+    def ours() -> None:
+        drop_node(ws, "conda")
+        ws.gradient("build", "--tier", "conda", "--no-verify")
+
+    ours_s, raw_s = timed(ours), timed(raw)
+    verified_s = timed(lambda: (drop_node(ws, "conda"), ws.gradient("build", "--tier", "conda")),
+                       repeat=1)
+    results["conda"] = {"gradient_s": round(ours_s, 3), "raw_rattler_build_s": round(raw_s, 3),
+                        "ratio_vs_raw": round(ours_s / raw_s, 2),
+                        "with_verify_s": round(verified_s, 3), "packages": len(recipes)}
+
+
 def oci_entry(ws: Workspace) -> dict[str, Any]:
     data = json.loads((ws.project / "dist/gradient/manifest.json").read_text())
     found: dict[str, Any] = next(a for a in data["artifacts"]
@@ -265,7 +308,8 @@ def bench_graph(base: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gradient-bench-") as tmp:
         base = Path(tmp)
-        for name, fn in (("wheel", bench_wheel), ("tiers", bench_tiers), ("oci", bench_oci),
+        for name, fn in (("wheel", bench_wheel), ("tiers", bench_tiers), ("conda", bench_conda),
+                         ("oci", bench_oci),
                          ("graph", bench_graph)):
             sys.stderr.write(f"benchmark: {name}\n")
             fn(base / name)
