@@ -233,9 +233,12 @@ def compile_all(run: Runner, exe: Path, src: Path, out: Path, sources: list[Sour
             lines = [x for x in proc.stdout.strip().splitlines() if x.strip()]
             at = ERROR_AT.search(proc.stdout)
             where = f"{at.group(1)}:{at.group(2)}: " if at else f"{source.rel}: "
+            hint = ("; a @micropython.native or @micropython.viper function is machine code "
+                    "for one CPU: set [tiers.mpy] arch" if "invalid arch" in proc.stdout
+                    and not arch else "")
             raise BuildFailed(f"mpy: mpy-cross cannot compile {source.rel} for MicroPython: "
-                              f"{where}{lines[-1] if lines else 'exit ' + str(proc.returncode)}",
-                              detail=proc.stdout)
+                              f"{where}{lines[-1] if lines else 'exit ' + str(proc.returncode)}"
+                              f"{hint}", detail=proc.stdout)
         headers[source.mpy] = read_header(target)
     return headers
 

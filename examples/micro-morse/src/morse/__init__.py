@@ -8,14 +8,6 @@ from .codes import CODES, LETTERS
 
 __version__ = "0.3.0"
 
-try:  # MicroPython's compiler sees `@micropython.native` and, given an arch, emits machine code
-    import micropython
-except ImportError:  # CPython: the decorator does nothing
-    class micropython:
-        @staticmethod
-        def native(func):
-            return func
-
 
 def encode(text):
     """Letters to dots and dashes; words are separated by ' / '."""
@@ -30,7 +22,6 @@ def decode(signal):
                     for word in signal.split(" / "))
 
 
-@micropython.native
 def timings(text):
     """(on, off) pairs in dot units: dot 1, dash 3, gap 1 in a letter, 3 between letters,
     7 between words."""
