@@ -238,11 +238,25 @@ def test_gradient_tiers_lists_mpy_and_where_its_tools_come_from(cache_dir: Path)
 
 
 def test_the_firmwares_frozen_modules_stay_importable(tmp_path: Path, cache_dir: Path) -> None:
-    """MICROPYPATH replaces the whole path: `.frozen` (asyncio, argparse: inside the
-    firmware, as on a board) is named again, and a module using them runs."""
+    """MICROPYPATH replaces the whole path: `.frozen` (asyncio: inside the firmware, as on a
+    board) is named again, and a module using it runs in both ports."""
     project = copy_example(tmp_path, "micro-morse")
     init = project / "src/morse/__init__.py"
-    init.write_text("import argparse\nimport asyncio\n" + init.read_text())
+    init.write_text("import asyncio\n" + init.read_text())
     result = build(project, cache_dir)
     assert result.returncode == 0, result.stdout
     assert artifact_entry(project, "mpy")["verified"]
+
+
+@pytest.mark.skipif(NODE is None, reason="the second runtime needs Node.js")
+def test_what_one_firmware_lacks_fails_in_that_runtime(tmp_path: Path, cache_dir: Path) -> None:
+    """argparse is frozen into the unix port but not into the WebAssembly (pyscript) port:
+    the second runtime fails the build with its own error."""
+    project = copy_example(tmp_path, "micro-morse")
+    init = project / "src/morse/__init__.py"
+    init.write_text("import argparse\n" + init.read_text())
+    result = build(project, cache_dir)
+    assert result.returncode == 1
+    failed = failure(result)
+    assert "(webassembly port, Node.js)" in failed["message"]
+    assert "ImportError: no module named 'argparse'" in failed["detail"]
