@@ -5,10 +5,14 @@ PY := $(VENV)/bin/python
 GRADIENT := $(VENV)/bin/gradient
 APT_PACKAGES := docker.io debootstrap umoci runc
 export GRADIENT_CACHE_DIR ?= $(CURDIR)/.gradient-cache
+# MicroPython's WebAssembly port (npm), the mpy tier's second runtime: into gradient's cache
+MPY_WASM_VERSION := 1.27.0
+NPM_TOOLS := $(GRADIENT_CACHE_DIR)/tools/npm
+export GRADIENT_MPY_WASM ?= $(NPM_TOOLS)/node_modules/@micropython/micropython-webassembly-pyscript
 
-.PHONY: setup system venv dockerd demo test test-fast lint bench clean
+.PHONY: setup system venv npm dockerd demo test test-fast lint bench clean
 
-setup: system venv dockerd
+setup: system venv npm dockerd
 
 # System tools the tiers run (Docker engine, debootstrap). Installed only when missing and root.
 system:
@@ -27,6 +31,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# npm packages the tests run: only where npm is (Node.js is optional for the mpy tier).
+npm:
+	@if command -v npm >/dev/null; then \
+	  test -f $(GRADIENT_MPY_WASM)/micropython.mjs || npm install --silent --no-audit --no-fund \
+	    --prefix $(NPM_TOOLS) @micropython/micropython-webassembly-pyscript@$(MPY_WASM_VERSION); \
+	else echo "note: no npm here: the mpy tier verifies in MicroPython's unix port only"; fi
 
 # Start a Docker daemon in the background when none answers, and wait for its socket.
 dockerd:
