@@ -266,6 +266,35 @@ def bench_oci(base: Path) -> None:
     }
 
 
+VM_TOML = """tier = "vm"
+[app]
+script = "hello"
+[verify]
+args = ["gradient"]
+expect = "hello, gradient!"
+"""
+
+
+def bench_vm(base: Path) -> None:
+    """One vm build: the debootstrap base (as recorded when it was built, once per tool
+    cache), the Packer build, the boot to a passing smoke, and the image's size."""
+    ws = Workspace(base, "hello-app", VM_TOML)
+    started = time.perf_counter()
+    ws.gradient("build", "--tier", "vm")
+    total_s = time.perf_counter() - started
+    data = json.loads((ws.project / "dist/gradient/manifest.json").read_text())
+    entry = next(a for a in data["artifacts"] if a["tier"] == "vm" and a["role"] == "artifact")
+    base_meta = entry.get("base_meta") or {}
+    results["vm"] = {
+        "base_build_s": base_meta.get("seconds"),
+        "debootstrap_s": base_meta.get("debootstrap_seconds"),
+        "packer_build_s": entry.get("packer_seconds"),
+        "boot_to_smoke_s": entry["verify"].get("boot_seconds"),
+        "accelerator": entry["verify"].get("accelerator"), "image_bytes": entry["size"],
+        "gradient_build_total_s": round(total_s, 1),
+    }
+
+
 def bench_graph(base: Path) -> None:
     """No-op rebuild, --jobs 2 against --jobs 1, and what a one-line change rebuilds."""
     ws = Workspace(base, "hello-app")
@@ -273,7 +302,7 @@ def bench_graph(base: Path) -> None:
                                         text=True, env=ws.env).stdout)
     tiers = [t["tier"] for t in present
              if all(tool["present"] or not tool["required"] for tool in t["tools"])
-             and t["tier"] not in ("copy", "oci")]
+             and t["tier"] not in ("copy", "oci", "vm")]
     args = [arg for t in tiers for arg in ("--tier", t)]
     ws.gradient("build", *args)
     noop = timed(lambda: ws.gradient("build", *args), repeat=5)
@@ -309,8 +338,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gradient-bench-") as tmp:
         base = Path(tmp)
         for name, fn in (("wheel", bench_wheel), ("tiers", bench_tiers), ("conda", bench_conda),
-                         ("oci", bench_oci),
-                         ("graph", bench_graph)):
+                         ("oci", bench_oci), ("vm", bench_vm), ("graph", bench_graph)):
             sys.stderr.write(f"benchmark: {name}\n")
             fn(base / name)
     out = ROOT / "benchmarks" / "results.json"

@@ -1,0 +1,151 @@
+"""The vm tier: a qcow2 disk that boots by itself on an x86-64 hypervisor, with the app under
+/opt/<name> and its launchers on PATH, built by Packer and proven by booting it offline.
+
+The base is a bootable disk: gradient's own debootstrap Debian (cloud kernel, systemd,
+python3; built once and cached, see base.py) or a disk image file that carries gradient's
+provisioning unit. Packer (qemu builder, communicator none) boots it with the payload on a disc
+labelled PAYLOAD; the unit installs it, reports on the serial console and powers off; Packer
+compresses the disk. The generated app.pkr.hcl is kept beside the image. Verification boots a
+throw-away copy under qemu, offline, with a one-shot smoke unit, and reads the result from ttyS0.
+KVM is used only when a probe boots a kernel under it here; otherwise TCG, and the manifest
+says which.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from gradient_build.backend import (
+    JSON,
+    Artifact,
+    Backend,
+    BuildContext,
+    Meta,
+    Tool,
+    Verdict,
+    VerifyContext,
+    doc,
+)
+from gradient_build.helpers import file_digest
+
+from .accel import KVM, choose, precheck
+
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+
+def _apt(name: str, command: str, package: str, args: tuple[str, ...] = ("--version",),
+         required: bool = True) -> Tool:
+    return Tool(name, f"apt-get install {package}", command=command, version_args=args,
+                required=required)
+
+
+PACKER = _apt("packer", "packer", "packer", ("version",))
+QEMU = _apt("qemu", "qemu-system-x86_64", "qemu-system-x86")
+QEMU_IMG = _apt("qemu-img", "qemu-img", "qemu-utils")
+XORRISO = _apt("xorriso", "xorriso", "xorriso (Packer's cd_files)", ("-version",))
+DEBUGFS = _apt("debugfs", "debugfs", "e2fsprogs", ("-V",))
+SFDISK = _apt("sfdisk", "sfdisk", "fdisk")
+BASE_TOOLS = (_apt("debootstrap", "debootstrap", "debootstrap"),
+              _apt("mkfs.vfat", "mkfs.vfat", "dosfstools"),
+              _apt("syslinux", "syslinux", "syslinux syslinux-common", ("-v",)),
+              _apt("mcopy", "mcopy", "mtools"),
+              _apt("mkfs.ext4", "mkfs.ext4", "e2fsprogs", ("-V",)))
+
+
+@dataclass
+class VmOptions:
+    base: str = doc(
+        "the bootable base disk: 'debootstrap:SUITE' (Debian with the cloud kernel, systemd and "
+        "python3, built once and cached) or a qcow2/raw file (relative to the project) that "
+        "carries gradient's provisioning unit", "debootstrap:bookworm")
+    payload: Literal["tarball", "exe"] = doc(
+        "what is installed under /opt/<name>: the tarball tier's tree (runs on the image's "
+        "python3) or the exe tier's frozen app (brings its own Python)", "tarball")
+    service: bool = doc("also install and enable a systemd unit running the app (servers)",
+                        False)
+    service_args: list[str] = doc("arguments the service gives the app", [])
+    packages: list[str] = doc("more Debian packages in a debootstrap: base", [])
+    mirror: str = doc("the Debian mirror a debootstrap: base is built from", DEBIAN_MIRROR)
+    disk_size: int = doc("the disk's size in MiB (the root filesystem fills it; qcow2 stores "
+                         "only what is used)", 2048)
+    memory: int = doc("MiB of memory of the build and verification VMs", 1024)
+    accelerator: Literal["auto", "kvm", "tcg"] = doc(
+        "how qemu runs guests: auto is KVM when a probe boots a kernel under it here, else "
+        "TCG (software emulation)", "auto")
+    build_timeout: int = doc("seconds the provisioning boot may take before Packer gives up",
+                             900)
+    boot_timeout: int = doc("seconds the verification boot may take, on top of [verify] "
+                            "timeout", 240)
+
+
+class VmBackend(Backend[VmOptions]):
+    name = "vm"
+    rank = 90
+    artifact = "bootable qcow2 disk image + the Packer template that built it"
+    target = "a hypervisor (x86-64)"
+    consumes = ("tarball",)
+    tools = (PACKER, QEMU, QEMU_IMG, XORRISO, DEBUGFS, SFDISK, *BASE_TOOLS, KVM)
+    Options = VmOptions
+    verify_options = frozenset({"accelerator", "boot_timeout"})
+    uses_sources = False
+    needs = frozenset({"own_kernel"})
+    cost = 120.0
+
+    def requires(self, options: VmOptions) -> tuple[str, ...]:
+        return (options.payload,)
+
+    def tools_for(self, options: VmOptions) -> tuple[Tool, ...]:
+        found = [PACKER, QEMU, QEMU_IMG, XORRISO, DEBUGFS, SFDISK]
+        if options.base.startswith("debootstrap:"):
+            found += BASE_TOOLS
+        return tuple(found)
+
+    def key_extra(self, options: VmOptions, project_root: Path) -> dict[str, JSON]:
+        if options.base.startswith("debootstrap:"):
+            from .base import base_key
+
+            return {"base recipe": base_key(options, options.base.partition(":")[2])}
+        path = project_root / options.base
+        return {"base image": file_digest(path) if path.is_file() else None}
+
+    def verify_environment(self, options: VmOptions) -> dict[str, JSON]:
+        """Whether KVM could run it here: a run under TCG is redone once KVM works."""
+        ok, why = precheck()
+        return {"kvm": ok, "kvm_why": why, "accelerator": options.accelerator}
+
+    def build(self, ctx: BuildContext[VmOptions]) -> Artifact:
+        from . import packer
+        from .base import resolve
+
+        opts = ctx.options
+        source = ctx.inputs[opts.payload]
+        base = resolve(ctx)
+        kernel = base.path.parent / "vmlinuz"
+        accelerator, why = choose(opts.accelerator, kernel if kernel.is_file() else None,
+                                  ctx.tool_cache("vm"))
+        image_name = f"{ctx.project.name}-{ctx.project.version}.qcow2"
+        template_file = ctx.out / "app.pkr.hcl"
+        template_file.write_text(packer.render(ctx, accelerator, image_name))
+        payload = ctx.work / "payload"
+        launchers = packer.payload_dir(ctx, source, payload)
+        image, seconds, console = packer.build(ctx, template_file, base.path, payload,
+                                               image_name)
+        shutil.move(image, ctx.out / image_name)
+        meta: dict[str, JSON] = {
+            "base": base.what, "base_meta": dict(base.meta), "payload": opts.payload,
+            "install_dir": f"/opt/{ctx.project.name}", "launchers_on_path": launchers,
+            "accelerator": accelerator, "accelerator_why": why, "disk_size_mib": opts.disk_size,
+            "packer_seconds": round(seconds, 1), "provision_console": console,
+            "service": opts.service}
+        if opts.payload == "tarball":
+            meta["pythonpath"] = f"/opt/{ctx.project.name}/{source.text(Meta.LIB) or 'lib'}"
+        return Artifact(self.name, ctx.out, image_name, {"app.pkr.hcl": "template"}, meta)
+
+    def verify(self, ctx: VerifyContext[VmOptions], artifact: Artifact) -> Verdict:
+        from .boot import verify_image
+
+        return verify_image(ctx, artifact, lambda kernel: choose(
+            ctx.options.accelerator, kernel, ctx.tool_cache("vm")))

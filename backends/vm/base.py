@@ -1,0 +1,213 @@
+"""The bootable base disk: a debootstrap Debian with the cloud kernel, built without root-only
+kernel features (no loop devices, no mounts) and cached by suite, packages, mirror and size.
+
+The recipe (measured here): debootstrap minbase with linux-image-cloud-amd64, systemd-sysv and
+python3; an initramfs holding the virtio and common disk drivers (not the build host's); a FAT
+boot partition made as a file (`mkfs.vfat -C`, `syslinux --install`, `mcopy`); the root
+filesystem written straight into the disk at its offset (`mkfs.ext4 -E offset= -d`); an MBR
+(`sfdisk`, syslinux's mbr.bin); then `qemu-img convert` to qcow2. The base carries gradient's
+one-shot provisioning unit, which the Packer build runs once and which removes itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gradient_build.backend import BuildContext, BuildFailed
+
+if TYPE_CHECKING:
+    from . import VmOptions
+
+RECIPE = "vm-debootstrap-base v1"
+KERNEL = "linux-image-cloud-amd64"
+BOOT_START = 2048            # sectors: the boot partition at 1 MiB
+BOOT_SECTORS = 131072        # 64 MiB of FAT for the kernel and initramfs
+ROOT_START = BOOT_START + BOOT_SECTORS
+SECTOR = 512
+# drivers the initramfs needs to find its root on any common x86-64 hypervisor
+INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ahci", "ata_piix",
+                     "ext4")
+TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
+        "var/cache/apt/archives", "var/lib/apt/lists", "var/log")
+MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
+
+
+@dataclass(frozen=True)
+class Base:
+    """A base image on disk and what gradient knows about it."""
+
+    path: Path
+    what: str
+    meta: dict[str, str | int]
+
+
+def template(name: str) -> str:
+    return resources.files(__package__).joinpath("templates", name).read_text()
+
+
+def resolve(ctx: BuildContext[VmOptions]) -> Base:
+    """The base `[tiers.vm] base` names: a debootstrap:SUITE built and cached, or a disk file."""
+    base = ctx.options.base
+    if base.startswith("debootstrap:"):
+        return debootstrap(ctx, base.partition(":")[2])
+    path = (ctx.project.root / base).resolve()
+    if not path.is_file():
+        raise BuildFailed(f"vm: base {base!r} names no disk image file (looked at {path})")
+    return Base(path, base, {})
+
+
+def base_key(options: VmOptions, suite: str) -> str:
+    include = sorted({KERNEL, "systemd-sysv", "python3", *options.packages})
+    text = json.dumps([RECIPE, suite, include, options.mirror, options.disk_size,
+                       template("gradient-provision"), template("gradient-provision.service"),
+                       template("syslinux.cfg")])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def debootstrap(ctx: BuildContext[VmOptions], suite: str) -> Base:
+    opts = ctx.options
+    key = base_key(opts, suite)
+    final = ctx.tool_cache("vm-bases") / f"debootstrap-{suite}-{key}"
+    what = f"debootstrap:{suite}"
+    if not (final / "base.json").exists():
+        if os.geteuid() != 0:
+            raise BuildFailed(f"vm: base {what} runs debootstrap, which needs root; build it "
+                              "once as root (the cache keeps it) or give a disk image as base")
+        _build_once(final, lambda tmp: _fill(ctx, tmp, suite, key))
+    meta = json.loads((final / "base.json").read_text())
+    return Base(final / "base.qcow2", what, meta)
+
+
+def _fill(ctx: BuildContext[VmOptions], tmp: Path, suite: str, key: str) -> None:
+    opts = ctx.options
+    include = sorted({KERNEL, "systemd-sysv", "python3", *opts.packages})
+    rootfs = tmp / "rootfs"
+    started = time.monotonic()
+    ctx.run(["debootstrap", "--variant=minbase", f"--include={','.join(include)}", suite,
+             rootfs, opts.mirror], timeout=1800,
+            what=f"debootstrap {suite} (+{', '.join(include)})")
+    debootstrapped = time.monotonic() - started
+    kernels = sorted((rootfs / "lib/modules").iterdir())
+    if not kernels:
+        raise BuildFailed(f"vm: debootstrap {suite} installed no kernel ({KERNEL})")
+    kver = kernels[-1].name
+    root_uuid = str(uuid.UUID(hex=hashlib.sha256(key.encode()).hexdigest()[:32]))
+    _configure(ctx, rootfs, kver, root_uuid)
+    boot = tmp / "boot.img"
+    ctx.run(["mkfs.vfat", "-C", "-n", "BOOT", boot, str(BOOT_SECTORS * SECTOR // 1024)],
+            what="mkfs.vfat (boot partition)")
+    ctx.run(["syslinux", "--install", boot], what="syslinux --install")
+    cfg = tmp / "syslinux.cfg"
+    cfg.write_text(template("syslinux.cfg").replace("@UUID@", root_uuid))
+    for src, dest in ((rootfs / f"boot/vmlinuz-{kver}", "vmlinuz"),
+                      (rootfs / f"boot/initrd.img-{kver}", "initrd.img"), (cfg, "syslinux.cfg")):
+        ctx.run(["mcopy", "-i", boot, src, f"::/{dest}"], what=f"mcopy {dest}")
+    shutil.copy2(rootfs / f"boot/vmlinuz-{kver}", tmp / "vmlinuz")  # for the KVM probe
+    disk = tmp / "disk.raw"
+    size = opts.disk_size * 1024 * 1024
+    with disk.open("wb") as f:
+        f.truncate(size)
+    table = (f"label: dos\nlabel-id: 0x{key[:8]}\n"
+             f"start={BOOT_START}, size={BOOT_SECTORS}, type=c, bootable\n"
+             f"start={ROOT_START}, type=83\n")
+    ctx.run(["sh", "-c", f"printf '%s' \"$0\" | sfdisk -q {disk}", table], what="sfdisk")
+    with disk.open("r+b") as f:
+        f.write(MBR.read_bytes()[:440])
+        f.seek(BOOT_START * SECTOR)
+        with boot.open("rb") as b:
+            shutil.copyfileobj(b, f)
+    blocks = (size - ROOT_START * SECTOR) // 4096
+    ctx.run(["mkfs.ext4", "-q", "-F", "-L", "root", "-U", root_uuid, "-E",
+             f"offset={ROOT_START * SECTOR}", "-d", rootfs, disk, str(blocks)],
+            env={**ctx.env, "E2FSPROGS_FAKE_TIME": ctx.env.get("SOURCE_DATE_EPOCH", "0")},
+            what="mkfs.ext4 -d (root filesystem)")
+    shutil.rmtree(rootfs)
+    ctx.run(["qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", disk,
+             tmp / "base.qcow2"], what="qemu-img convert (base)")
+    disk.unlink()
+    boot.unlink()
+    meta = {"suite": suite, "kernel": kver, "root_uuid": root_uuid,
+            "root_offset": ROOT_START * SECTOR, "disk_size_mib": opts.disk_size,
+            "packages": ",".join(include), "mirror": opts.mirror,
+            "seconds": round(time.monotonic() - started, 1),
+            "debootstrap_seconds": round(debootstrapped, 1)}
+    (tmp / "base.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+
+def _configure(ctx: BuildContext[VmOptions], rootfs: Path, kver: str, root_uuid: str) -> None:
+    """An initramfs for hypervisors, fstab, hostname, an empty machine-id (each VM makes its
+    own on first boot) and the one-shot provisioning unit; docs and caches trimmed."""
+    conf = rootfs / "etc/initramfs-tools"
+    (conf / "conf.d").mkdir(parents=True, exist_ok=True)
+    (conf / "conf.d/gradient.conf").write_text("MODULES=list\nCOMPRESS=gzip\n")
+    (conf / "modules").write_text("\n".join(INITRAMFS_MODULES) + "\n")
+    ctx.run(["chroot", rootfs, "update-initramfs", "-c", "-k", kver], check=False,
+            what="update-initramfs (virtio drivers)")
+    if not (rootfs / f"boot/initrd.img-{kver}").is_file():
+        raise BuildFailed(f"vm: update-initramfs made no initrd for {kver}")
+    (rootfs / "etc/fstab").write_text(f"UUID={root_uuid} / ext4 defaults,errors=remount-ro 0 1\n")
+    (rootfs / "etc/hostname").write_text("gradient-vm\n")
+    (rootfs / "etc/machine-id").write_text("")
+    script = rootfs / "usr/local/sbin/gradient-provision"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(template("gradient-provision"))
+    script.chmod(0o755)
+    units = rootfs / "etc/systemd/system"
+    (units / "gradient-provision.service").write_text(template("gradient-provision.service"))
+    wants = units / "multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    link = wants / "gradient-provision.service"
+    link.unlink(missing_ok=True)
+    link.symlink_to("/etc/systemd/system/gradient-provision.service")
+    for rel in TRIM:
+        folder = rootfs / rel
+        if folder.is_dir() and not folder.is_symlink():
+            for child in folder.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                elif child.name != "lock":
+                    child.unlink()
+
+
+def _build_once(final: Path, fill: Callable[[Path], None]) -> None:
+    """Fill a temp folder beside `final`, then rename it into place; the first writer wins."""
+    stale = time.time() - 24 * 3600
+    for old in final.parent.glob(f".{final.name}-*"):
+        if old.stat().st_mtime < stale:
+            _remove(old)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        fill(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.exists():
+                raise
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    """rmtree, after unmounting what an interrupted debootstrap left mounted (/proc, /sys)."""
+    if not path.exists():
+        return
+    inside = str(path.resolve()) + "/"
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        mounts = []
+    for point in sorted((m for m in mounts if m.startswith(inside)), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    shutil.rmtree(path, ignore_errors=True)
