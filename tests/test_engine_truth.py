@@ -19,8 +19,9 @@ def test_a_dependent_says_its_input_failed_verification(example: Callable[..., P
     project = example("hello-app", toml=toml)
     result = gradient(project, "build")
     assert result.returncode == 1
-    assert "needs wheel, which built but failed its verification" in result.stderr
-    assert "did not build" not in result.stderr
+    said = result.stdout + result.stderr
+    assert "needs wheel, which built but failed its verification" in said
+    assert "did not build" not in said
 
 
 def test_verify_and_secrets_settings_do_not_rebuild(example: Callable[..., Path],

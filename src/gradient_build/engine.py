@@ -161,8 +161,9 @@ class Engine:
                             report.skipped[node.id] = "missing " + "; ".join(missing)
                             self.emit(Event("skipped", node.tier, report.skipped[node.id]))
                         else:
-                            report.failures[node.id] = ToolMissing(
-                                f"{node.tier}: missing " + "; ".join(missing))
+                            lacking = ToolMissing(f"{node.tier}: missing " + "; ".join(missing))
+                            report.failures[node.id] = lacking
+                            self.emit(Event("failed", node.tier, lacking.message))
                         continue
                     if all(d in entries for d in node.needs):
                         del pending[node.id]
