@@ -17,16 +17,17 @@ Gradient = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def test_piped_output_shows_each_step_and_an_honest_summary(
-        example: Callable[..., Path], gradient: Gradient) -> None:
+        example: Callable[..., Path], gradient: Gradient, tmp_path: Path) -> None:
     project = example("hello-app", toml='tier = ["wheel", "pex"]\n')
-    first = gradient(project, "build")
+    own = tmp_path / "own-cache"  # a first build, whatever other tests built before
+    first = gradient(project, "build", cache_dir=own)
     assert first.returncode == 0, first.stderr
     assert "uv build --wheel" in first.stderr or "python -m build" in first.stderr
     assert "verifying" in first.stderr
     rows = {line.split()[0]: line for line in first.stdout.splitlines()[1:] if line.strip()}
     assert "built+verified" in rows["wheel"] and " s " in rows["wheel"]
     assert "dist/gradient/pex/hello-app-0.1.0.pex" in rows["pex"]
-    again = gradient(project, "build")
+    again = gradient(project, "build", cache_dir=own)
     rows = {line.split()[0]: line for line in again.stdout.splitlines()[1:] if line.strip()}
     assert "cached" in rows["wheel"] and "cached" in rows["pex"]
     assert "skipped" not in again.stderr

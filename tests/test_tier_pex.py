@@ -128,6 +128,7 @@ def test_pex_failed_verification_keeps_dist(tmp_path: Path, cache_dir: Path) -> 
     assert good.returncode == 0, good.stderr
     before = snapshot(project)
     manifest_before = (project / "dist/gradient/manifest.json").read_text()
+    before_sums = (project / "dist/gradient/SHA256SUMS").read_text()
     (project / "gradient.toml").write_text(
         (project / "gradient.toml").read_text()
         + '\n[tiers.pex]\nshebang = "absolute"\ninterpreter = "/opt/nowhere/bin/python3"\n')
@@ -137,8 +138,17 @@ def test_pex_failed_verification_keeps_dist(tmp_path: Path, cache_dir: Path) -> 
     assert list(failures) == ["pex"]
     assert "exited with 127" in failures["pex"]["message"]
     assert "No such file or directory" in failures["pex"]["detail"]
-    assert snapshot(project) == before
-    assert (project / "dist/gradient/manifest.json").read_text() == manifest_before
+    # the failed pex keeps its previous artifact, byte for byte, marked stale; the wheel that
+    # verified is promoted again (the same file), and the manifest records each tier's state
+    written = ("manifest.json", "SHA256SUMS")
+    assert {k: v for k, v in snapshot(project).items() if k not in written} == {
+        k: v for k, v in before.items() if k not in written}
+    data = json.loads((project / "dist/gradient/manifest.json").read_text())
+    old = {a["path"]: a["sha256"] for a in json.loads(manifest_before)["artifacts"]}
+    assert {a["path"]: a["sha256"] for a in data["artifacts"]} == old
+    assert data["tiers"]["pex"]["state"] == "failed"
+    assert next(a for a in data["artifacts"] if a["tier"] == "pex")["stale"] is True
+    assert (project / "dist/gradient/SHA256SUMS").read_text() == before_sums
 
 
 def other_pythons() -> dict[str, Path]:

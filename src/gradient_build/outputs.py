@@ -204,8 +204,11 @@ def _manifest(project_root: Path, out_dir: Path, project: dict[str, str],
                     item["verify"] = outcome.verdict.to_json()
                 item.update({k: v for k, v in artifact.meta.items() if k not in item})
             entries.append(item)
-    order = {t: i for i, t in enumerate(dict.fromkeys(a["tier"] for a in kept + entries))}
-    merged = sorted(kept + entries, key=lambda a: (order[a["tier"]], a["role"] != "artifact"))
+    from .registry import backends  # through the entry points: gradient order, stable
+
+    rank = {name: backend.rank for name, backend in backends().items()}
+    merged = sorted(kept + entries, key=lambda a: (rank.get(a["tier"], 999), a["tier"],
+                                                   a["role"] != "artifact"))
     return {"schema": SCHEMA, "project": project, "artifacts": merged}
 
 
