@@ -13,16 +13,14 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import tarfile
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from gradient_build.backend import BuildContext, BuildFailed
+from gradient_build.helpers import build_once
 
 from .fsindex import DEFAULT_PATH, KEPT, FsIndex, read_layer
 from .layout import (
@@ -231,43 +229,10 @@ def from_daemon(ctx: BuildContext[OciOptions], ref: str, *, pull: bool) -> Base:
             with tarfile.open(saved) as tar:
                 tar.extractall(tmp / "archive", filter="data")
             saved.unlink()
-        _build_once(cache, fill)
+        build_once(cache, fill, mode=0o755)
     found = read_docker_archive(cache / "archive", f"docker:{ref}")
     found.daemon_ref = ref
     return found
-
-
-def _build_once(final: Path, fill: Callable[[Path], None]) -> None:
-    """Make `final` by filling a temp folder beside it and renaming; the first writer wins."""
-    stale = time.time() - 24 * 3600
-    for old in final.parent.glob(f".{final.name}-*"):
-        if old.stat().st_mtime < stale:
-            _remove(old)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        fill(tmp)
-        tmp.chmod(0o755)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.exists():
-                raise
-    finally:
-        _remove(tmp)
-
-
-def _remove(path: Path) -> None:
-    """rmtree, after unmounting what an interrupted debootstrap left mounted (/proc, /sys)."""
-    if not path.exists():
-        return
-    inside = str(path.resolve()) + "/"
-    try:
-        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    except OSError:
-        mounts = []
-    for point in sorted((m for m in mounts if m.startswith(inside)), reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def debootstrap(ctx: BuildContext[OciOptions], suite: str, packages: list[str],
@@ -305,7 +270,7 @@ def debootstrap(ctx: BuildContext[OciOptions], suite: str, packages: list[str],
             for item in (tmp / "layout").iterdir():
                 item.rename(tmp / item.name)
             (tmp / "layout").rmdir()
-        _build_once(final, fill)
+        build_once(final, fill, mode=0o755)
     return read_layout(final, what)
 
 

@@ -15,17 +15,15 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gradient_build.backend import BuildContext, BuildFailed
+from gradient_build.helpers import build_once
 
 if TYPE_CHECKING:
     from . import VmOptions
@@ -85,7 +83,7 @@ def debootstrap(ctx: BuildContext[VmOptions], suite: str) -> Base:
         if os.geteuid() != 0:
             raise BuildFailed(f"vm: base {what} runs debootstrap, which needs root; build it "
                               "once as root (the cache keeps it) or give a disk image as base")
-        _build_once(final, lambda tmp: _fill(ctx, tmp, suite, key))
+        build_once(final, lambda tmp: _fill(ctx, tmp, suite, key))
     meta = json.loads((final / "base.json").read_text())
     return Base(final / "base.qcow2", what, meta)
 
@@ -179,35 +177,3 @@ def _configure(ctx: BuildContext[VmOptions], rootfs: Path, kver: str, root_uuid:
                     shutil.rmtree(child)
                 elif child.name != "lock":
                     child.unlink()
-
-
-def _build_once(final: Path, fill: Callable[[Path], None]) -> None:
-    """Fill a temp folder beside `final`, then rename it into place; the first writer wins."""
-    stale = time.time() - 24 * 3600
-    for old in final.parent.glob(f".{final.name}-*"):
-        if old.stat().st_mtime < stale:
-            _remove(old)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        fill(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.exists():
-                raise
-    finally:
-        _remove(tmp)
-
-
-def _remove(path: Path) -> None:
-    """rmtree, after unmounting what an interrupted debootstrap left mounted (/proc, /sys)."""
-    if not path.exists():
-        return
-    inside = str(path.resolve()) + "/"
-    try:
-        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    except OSError:
-        mounts = []
-    for point in sorted((m for m in mounts if m.startswith(inside)), reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-    shutil.rmtree(path, ignore_errors=True)

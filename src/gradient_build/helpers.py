@@ -17,6 +17,8 @@ import; the modules these come from are internal. Grouped by what they are for:
 - ELF files (pyelftools, never running ldd on what we ship): `is_elf`, `elf_files`,
   `elf_interpreter` (PT_INTERP), `glibc_floor` (the newest GLIBC_x.y needed), `lddtree` and
   `elf_walk` (the shared libraries a binary loads, resolved the way the loader does);
+- shared directories under gradient's cache: `build_once` (fill beside, rename in),
+  `remove_tree` (unmounting what an interrupted debootstrap left);
 - the build machine: `build_paths`, `venv_prefix`, `find_paths` (a tree naming them),
   `hide_prefix` (whether runs can hide them), `file_digest`.
 """
@@ -45,6 +47,7 @@ from .pyenv import (
 )
 from .runner import PASSED_THROUGH, tail
 from .sandbox import minimal_env
+from .shared_dirs import build_once, remove_tree
 from .smoke import command_in_env, entry_code
 from .sources import file_digest
 from .tools import UV, uv_path
@@ -54,6 +57,7 @@ __all__ = [
     "PIP",
     "UV",
     "Installer",
+    "build_once",
     "build_paths",
     "command_in_env",
     "elf_files",
@@ -73,6 +77,7 @@ __all__ = [
     "minimal_env",
     "offline_install",
     "pep517_build",
+    "remove_tree",
     "repack_tar_gz",
     "runtime_requirements",
     "safe_extract",
