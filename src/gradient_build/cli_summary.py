@@ -42,9 +42,14 @@ def _lines(rows: list[tuple[str, str, str, str]]) -> list[str]:
     """Aligned rows that never wrap a path (a CI log is not 80 columns wide)."""
     from rich.text import Text
 
+    aligned = [r for r in rows if r[2] or r[3]]  # a skip's long reason pads nothing else
     widths = [max((Text.from_markup(r[i]).cell_len for r in rows), default=0) for i in range(3)]
+    widths[1] = max((Text.from_markup(r[1]).cell_len for r in aligned), default=0)
     lines = []
     for tier, state, took, where in rows:
+        if not (took or where):
+            lines.append(f"  {tier:{widths[0]}}  {state}")
+            continue
         pad = widths[1] - Text.from_markup(state).cell_len
         lines.append(f"  {tier:{widths[0]}}  {state}{' ' * pad}  {took:>{widths[2]}}  "
                      f"{where}".rstrip())
