@@ -138,32 +138,33 @@ class Engine:
         longest_first = sorted(nodes, key=lambda n: -timings.get(n.id, n.backend.cost))
         pending = {n.id: n for n in longest_first}
         running: dict[Future[Outcome], Node] = {}
+
+        def skip(node: Node, why: str) -> None:
+            del pending[node.id]
+            report.skipped[node.id] = why
+            self.emit(Event("skipped", node.tier, why))
+
         with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
             while pending or running:
                 for node in list(pending.values()):
                     blocked = [d for d in node.needs if d in report.failures or d in report.skipped]
                     if blocked:
-                        report.skipped[node.id] = "needs " + "; ".join(
-                            f"{d}, which {_why_not(d, report)}" for d in blocked)
-                        self.emit(Event("skipped", node.tier, report.skipped[node.id]))
-                        del pending[node.id]
+                        skip(node, "needs " + "; ".join(f"{d}, which {_why_not(d, report)}"
+                                                        for d in blocked))
                         continue
                     reason = node.backend.skip(self.project, self.app, node.options)
                     if reason and skip_missing:
-                        del pending[node.id]
-                        report.skipped[node.id] = reason
-                        self.emit(Event("skipped", node.tier, reason))
+                        skip(node, reason)
                         continue
                     missing = self._missing(node)
+                    if missing and skip_missing:
+                        skip(node, "missing " + "; ".join(missing))
+                        continue
                     if missing:
                         del pending[node.id]
-                        if skip_missing:
-                            report.skipped[node.id] = "missing " + "; ".join(missing)
-                            self.emit(Event("skipped", node.tier, report.skipped[node.id]))
-                        else:
-                            lacking = ToolMissing(f"{node.tier}: missing " + "; ".join(missing))
-                            report.failures[node.id] = lacking
-                            self.emit(Event("failed", node.tier, lacking.message))
+                        lacking = ToolMissing(f"{node.tier}: missing " + "; ".join(missing))
+                        report.failures[node.id] = lacking
+                        self.emit(Event("failed", node.tier, lacking.message))
                         continue
                     if all(d in entries for d in node.needs):
                         del pending[node.id]
