@@ -84,8 +84,9 @@ def fetch_wheelhouse(run: Runner, requirements: list[str | Path], dest: Path,
 
 def fresh_venv(sandbox: Sandbox, where: Path, python: str = sys.executable) -> tuple[Path, Result]:
     """A new virtual environment at `where`; returns its python and how creating it went."""
-    env = minimal_env(**installer().env(where.parent / "uv-cache"))
-    result = sandbox.run(installer().venv(where, python), cwd=where.parent, env=env, timeout=300)
+    tool = installer()
+    env = minimal_env(**tool.env(where.parent / "uv-cache"))
+    result = sandbox.run(tool.venv(where, python), cwd=where.parent, env=env, timeout=300)
     return where / "bin" / "python", result
 
 
@@ -93,9 +94,9 @@ def offline_install(sandbox: Sandbox, python: Path, targets: list[Path],
                     find_links: list[Path]) -> Result:
     """Install `targets` into `python`'s environment from local wheels only, no index."""
     home = python.parent.parent.parent
-    env = minimal_env(**installer().env(home / "uv-cache"))
-    return sandbox.run(installer().install(python, targets, find_links), cwd=home, env=env,
-                       timeout=600)
+    tool = installer()
+    env = minimal_env(**tool.env(home / "uv-cache"))
+    return sandbox.run(tool.install(python, targets, find_links), cwd=home, env=env, timeout=600)
 
 
 def wheel_top_level(wheel: Path) -> list[str]:
