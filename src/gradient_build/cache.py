@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .artifact import Artifact, Verdict
 from .atomic import write_text_atomic
@@ -67,6 +67,8 @@ class Entry:
     key: str
     artifact: Artifact
     digests: dict[str, dict[str, Any]]
+    remote: bool = False
+    """Downloaded from the remote cache by this lookup (`gradient plan` says "remote hit")."""
 
     @property
     def digest(self) -> str:
@@ -83,9 +85,18 @@ def _unchanged(path: Path, recorded: dict[str, Any]) -> bool:
     return stat.st_size == recorded["size"] and stat.st_mtime_ns == recorded.get("mtime_ns")
 
 
+class Remote(Protocol):
+    """A second store behind the local one (remote_cache.RemoteStore: an OCI registry)."""
+
+    def fetch(self, key: str, dest: Path) -> bool: ...
+
+    def push(self, key: str, entry: Path) -> None: ...
+
+
 class Cache:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, remote: Remote | None = None) -> None:
         self.root = root
+        self.remote = remote
         self._timing_lock = threading.Lock()
 
     def _entry_dir(self, key: str) -> Path:
@@ -96,7 +107,32 @@ class Cache:
         return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.root / "tmp"))
 
     def lookup(self, key: str) -> Entry | None:
-        """The entry under `key`, or None: also when another process is evicting it."""
+        """The entry under `key`: the local store first, then the remote one (if any)."""
+        found = self._local(key)
+        if found is None and self.remote is not None:
+            found = self._from_remote(key)
+        return found
+
+    def _from_remote(self, key: str) -> Entry | None:
+        """Download `key`'s entry into the local store (renamed into place like a store)."""
+        assert self.remote is not None
+        staging = self.work_dir("remote")
+        if not self.remote.fetch(key, staging):
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+        final = self._entry_dir(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staging, final)
+        except OSError:  # another process stored it meanwhile: theirs is as good
+            shutil.rmtree(staging, ignore_errors=True)
+        found = self._local(key)
+        if found is not None:
+            found.remote = True
+        return found
+
+    def _local(self, key: str) -> Entry | None:
+        """The local entry under `key`, or None: also when another process is evicting it."""
         entry = self._entry_dir(key)
         try:
             data = json.loads((entry / "artifact.json").read_text())
@@ -138,11 +174,13 @@ class Cache:
             try:
                 os.rename(staging, final)
             except OSError:  # another process stored it first: use theirs, if still there
-                found = self.lookup(key)
+                found = self._local(key)
                 if found is not None:
                     shutil.rmtree(staging, ignore_errors=True)
                     return found
                 continue  # evicted between their rename and our lookup: try ours again
+            if self.remote is not None:
+                self.remote.push(key, final)
             return Entry(key, Artifact.from_json(final / "out", stored.to_json()), digests)
         raise OSError(f"cache entry {final} kept vanishing while it was being written")
 
@@ -152,6 +190,8 @@ class Cache:
 
     def store_verdict(self, key: str, verify_key: str, verdict: Verdict) -> None:
         self._write(self._entry_dir(key) / f"verify-{verify_key}.json", verdict.to_json())
+        if self.remote is not None:  # again, now with the proof: a remote hit replays it
+            self.remote.push(key, self._entry_dir(key))
 
     def last_inputs(self, project_id: str, node: str) -> dict[str, Any] | None:
         path = self.root / "records" / project_id / f"{node}.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomli
 
@@ -37,6 +37,30 @@ class SecretsOptions:
 
 
 @dataclass
+class CacheOptions:
+    remote: str | None = opt.doc("an OCI registry every checkout shares, 'oci://HOST/REPO' "
+                                 "(GRADIENT_CACHE_REMOTE beats it)", None)
+    mode: Literal["read", "readwrite", "off"] = opt.doc(
+        "what builds do with the remote: read it, also write to it, or ignore it "
+        "(--cache-mode and GRADIENT_CACHE_MODE beat it)", "readwrite")
+    insecure: bool | None = opt.doc("plain HTTP to the registry (default: only for "
+                                    "localhost and 127.x)", None)
+
+
+@dataclass
+class MatrixOptions:
+    tiers: list[str] = opt.doc("the tiers CI fans out (default: `tier`)", [])
+    python: list[str] = opt.doc("Python versions, one shard each, e.g. [\"3.11\", \"3.12\"]", [])
+    platforms: list[str] = opt.doc("where shards run, e.g. linux-x86_64, linux-aarch64, "
+                                   "macos-arm64", ["linux-x86_64"])
+    runners: dict[str, str] = opt.doc("a runner label (GitHub runs-on, GitLab tag) per "
+                                      "platform", {})
+    install: list[str] = opt.doc("the commands that install gradient in a job",
+                                 ["python -m pip install 'gradient-build[all]'"])
+    publish: list[str] = opt.doc("commands the merge job runs after a good merge", [])
+
+
+@dataclass
 class Document:
     """The top level of gradient.toml (per-tier tables are validated by their backends)."""
 
@@ -46,6 +70,8 @@ class Document:
     target: dict[str, Any] = opt.doc("facts about where the project is going", {})
     secrets: SecretsOptions | None = opt.doc("the secret scan run before promotion", None)
     tiers: dict[str, dict[str, Any]] = opt.doc("per-tier option tables", {})
+    cache: CacheOptions | None = opt.doc("a remote cache shared through an OCI registry", None)
+    matrix: MatrixOptions | None = opt.doc("the CI fan-out `gradient matrix` writes", None)
 
 
 @dataclass
@@ -59,6 +85,8 @@ class Config:
     target: Target = field(default_factory=lambda: Target({}, known_facts()))
     secrets: SecretsOptions = field(default_factory=SecretsOptions)
     tier_options: dict[str, Any] = field(default_factory=dict)
+    cache: CacheOptions = field(default_factory=CacheOptions)
+    matrix: MatrixOptions = field(default_factory=MatrixOptions)
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -159,7 +187,26 @@ def parse(data: dict[str, Any], path: Path, text: str,
                           file=str(path), line=locate(text, ("app", "entry")), key="app.entry")
     return Config(path=path, tiers=wanted, app=app, verify=doc.verify or VerifyOptions(),
                   target=_target(doc.target, facts or known_facts(), fail),
-                  secrets=doc.secrets or SecretsOptions(), tier_options=tier_options, raw=data)
+                  secrets=doc.secrets or SecretsOptions(), tier_options=tier_options,
+                  cache=doc.cache or CacheOptions(), matrix=_matrix(doc.matrix, fail, check_tier),
+                  raw=data)
+
+
+def _matrix(matrix: MatrixOptions | None, fail: Any, check_tier: Any) -> MatrixOptions:
+    """[matrix], its tiers known and each platform spelled OS-ARCH."""
+    found = matrix or MatrixOptions()
+    for name in found.tiers:
+        check_tier(name, ("matrix", "tiers"))
+    for index, platform in enumerate(found.platforms):
+        if not re.fullmatch(r"(linux|macos|windows)-[a-z0-9_]+", platform):
+            raise fail(opt.OptionError(("matrix", "platforms", str(index)),
+                                       f"platform {platform!r} is not OS-ARCH (linux-x86_64, "
+                                       "linux-aarch64, macos-arm64, windows-amd64)"))
+    for index, version in enumerate(found.python):
+        if not re.fullmatch(r"3\.\d+", version):
+            raise fail(opt.OptionError(("matrix", "python", str(index)),
+                                       f"python {version!r} is not a version like \"3.12\""))
+    return found
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
