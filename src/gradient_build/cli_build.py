@@ -19,6 +19,7 @@ from .cli_app import (
     open_session,
     wanted_tiers,
 )
+from .cli_scale import CacheModeOpt, ShardOpt, attach_remote, stderr_warning, warn_through
 from .cli_summary import show_reproducibility, show_verdicts
 from .errors import ConfigError, GradientError
 
@@ -38,13 +39,23 @@ def build(
     atomic: Annotated[bool, typer.Option(
         "--atomic", help="promote nothing unless every tier succeeds (release pipelines); by "
                          "default the tiers that succeeded are promoted")] = False,
+    shard_spec: ShardOpt = None,
+    cache_mode: CacheModeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build (and by default verify) the named tiers and whatever they need."""
+    shard = None
     try:
         session = open_session(out)
         wanted = wanted_tiers(session, tier, all_tiers)
         renderer = make_renderer(as_json)
+        attach_remote(session, cache_mode, warn_through(renderer))
+        if shard_spec:
+            from . import shard as shards
+
+            shard = shards.parse(shard_spec, session.config, wanted)
+            shards.check_machine(shard, shards.machine())
+            wanted = list(shard.tiers)
         if check_reproducible:
             from .reproducible import check
 
@@ -60,6 +71,9 @@ def build(
             engine = session.engine(renderer.emit, jobs=jobs, verify=not no_verify,
                                     require_run=must_run(require_run), atomic=atomic)
             report = engine.build(wanted, skip_missing=all_tiers)
+        if shard is not None:
+            shards.write(session.out_dir, shard, report, engine.nodes(wanted),
+                         session.project.root)
     except GradientError as err:
         fail(err)
     if as_json:
@@ -129,12 +143,15 @@ def verify(tier: TierOpt = None, require_run: RequireRunOpt = None,
 
 @app.command()
 def plan(tier: TierOpt = None, as_json: JsonOpt = False,
-         all_tiers: Annotated[bool, typer.Option("--all")] = False) -> None:
-    """The build graph: what is cached, what will rebuild and why. Builds nothing."""
+         all_tiers: Annotated[bool, typer.Option("--all")] = False,
+         cache_mode: CacheModeOpt = None) -> None:
+    """The build graph: what is cached (here, or in the remote cache: "remote hit", which
+    downloads the entry), what will rebuild and why. Builds nothing."""
     from .cli_summary import show_plan
 
     try:
         session = open_session()
+        attach_remote(session, cache_mode, stderr_warning)
         items = session.engine().plan(wanted_tiers(session, tier, all_tiers),
                                       skip_missing=all_tiers)
     except GradientError as err:

@@ -134,7 +134,8 @@ def show_plan(items: list[dict[str, Any]], epoch: dict[str, Any] | None = None) 
     for col in ("node", "needs", "status", "why"):
         table.add_column(col, overflow="fold")
     for item in items:
-        status = {"hit": "[green]hit[/green]", "skip": "[dim]skip[/dim]"}.get(
+        status = {"hit": "[green]hit[/green]", "remote hit": "[green]remote hit[/green]",
+                  "skip": "[dim]skip[/dim]"}.get(
             item["status"], "[yellow]miss[/yellow]")
         why = escape("; ".join(item["reasons"][:4]))
         if item["missing"]:

@@ -117,8 +117,8 @@ class Engine:
             entry = self.cache.lookup(key)
             digests[node.id] = entry.digest if entry else None
             reasons = [] if entry else explain(self.cache.last_inputs(self.pid, node.id), inputs)
-            items.append(PlanItem(node, "hit" if entry else "miss", reasons, tools, missing,
-                                  key))
+            status = ("remote hit" if entry.remote else "hit") if entry else "miss"
+            items.append(PlanItem(node, status, reasons, tools, missing, key))
         return items
 
     def current_keys(self, tiers: list[str]) -> dict[str, str | None]:

@@ -23,8 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError
 from .options import nearest
+
+
+class SettingError(ValueError):
+    """A bad remote or mode; the CLI says where it came from (gradient.toml, env, flag)."""
+
+    def __init__(self, setting: str, message: str, suggestion: str | None = None) -> None:
+        super().__init__(message)
+        self.setting, self.message, self.suggestion = setting, message, suggestion
+
 
 Mode = Literal["read", "readwrite", "off"]
 MODES: tuple[str, ...] = ("read", "readwrite", "off")
@@ -60,12 +68,13 @@ def parse_location(text: str) -> Location:
     rest = text.removeprefix("oci://")
     host, _, repo = rest.partition("/")
     if not text.startswith("oci://") or not host or not repo or "@" in host:
-        raise ConfigError(f"remote cache {text!r} is not oci://HOST/REPO (credentials do not "
-                          "belong in it: use GRADIENT_CACHE_REMOTE_USER/_PASSWORD or "
-                          "`docker login`)", key="cache.remote")
+        shown = text.split("@")[-1] if "@" in text else text  # never echo credentials
+        raise SettingError("remote", f"remote cache {shown!r} is not oci://HOST/REPO "
+                           "(credentials do not belong in it: use GRADIENT_CACHE_REMOTE_USER/"
+                           "_PASSWORD or `docker login`)")
     if not re.fullmatch(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*", repo):
-        raise ConfigError(f"remote cache repository {repo!r} must be lowercase letters, digits "
-                          "and . _ - / separators", key="cache.remote")
+        raise SettingError("remote", f"remote cache repository {repo!r} must be lowercase "
+                           "letters and digits with . _ - / separators")
     return Location(host, repo)
 
 
@@ -117,8 +126,8 @@ class RemoteStore:
             return self._client
         self._checked = True
         try:
-            import oras.provider
             import oras.logger
+            import oras.provider
             import requests
         except ImportError:
             self._fail("the oras package is not installed (pip install 'gradient-build[remote]')")
@@ -245,8 +254,8 @@ def from_settings(remote: str | None, config_mode: str, cli_mode: str | None,
     where = os.environ.get("GRADIENT_CACHE_REMOTE") or remote
     chosen = cli_mode or os.environ.get("GRADIENT_CACHE_MODE") or config_mode
     if chosen not in MODES:
-        raise ConfigError(f"cache mode must be one of {', '.join(MODES)}, not {chosen!r}",
-                          key="cache.mode", suggestion=nearest(chosen, MODES))
+        raise SettingError("mode", f"cache mode must be one of {', '.join(MODES)}, not "
+                           f"{chosen!r}", nearest(chosen, MODES))
     if not where or chosen == "off":
         return None
     location = parse_location(where)
