@@ -123,6 +123,6 @@ def _matrix_names(root: Path) -> list[str] | None:
     if not Path(path).exists():
         return None
     try:
-        return [s.name for s in expand(load_config(Path(path)))]
+        return [f"{'+'.join(s.tiers)}@{s.variant}" for s in expand(load_config(Path(path)))]
     except GradientError:
         return None

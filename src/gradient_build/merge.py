@@ -53,7 +53,8 @@ class ShardOutput:
 def read_shard(folder: Path) -> ShardOutput:
     try:
         record = json.loads((folder / SHARD_FILE).read_text())
-        manifest = json.loads((folder / "manifest.json").read_text())
+        listed = folder / "manifest.json"  # a shard where every tier failed promoted nothing
+        manifest = json.loads(listed.read_text()) if listed.exists() or record.get("ok") else {}
     except FileNotFoundError as exc:
         raise MergeFailed(f"{folder} is not a shard's output: it has no {Path(exc.filename).name}"
                           " (write one with `gradient build --shard ... --out DIR`)") from None
@@ -118,7 +119,8 @@ def merge(folders: list[Path], out_dir: Path, project_root: Path, *, allow_parti
         raise MergeFailed(f"{len(problems)} problem(s): nothing merged (--allow-partial merges "
                           "what is whole)", detail="\n".join(problems))
     outcomes, states = _outcomes(chosen)
-    projects = {json.dumps(s.manifest.get("project", {}), sort_keys=True) for s in shards}
+    projects = {json.dumps(s.manifest["project"], sort_keys=True) for s in shards
+                if s.manifest.get("project")} or {"{}"}
     if len(projects) > 1:
         raise MergeFailed("the shards are of different projects or versions: "
                           + "; ".join(sorted(projects)))
