@@ -24,7 +24,7 @@ HEADER = (f"{MARK} from [matrix] in gradient.toml: edit that and run it again "
           "(this line lets it overwrite the file).\n")
 PATHS: dict[str, str] = {"github": ".github/workflows/gradient.yml", "gitlab": ".gitlab-ci.yml"}
 GITHUB_RUNNERS = {"linux-x86_64": "ubuntu-latest", "linux-aarch64": "ubuntu-24.04-arm",
-                  "macos-arm64": "macos-14", "macos-x86_64": "macos-13",
+                  "macos-arm64": "macos-latest", "macos-x86_64": "macos-13",
                   "windows-amd64": "windows-latest", "windows-x86_64": "windows-latest"}
 
 
@@ -126,7 +126,9 @@ def github(config: Config) -> dict[str, Any]:
                       "runs-on": "${{ matrix.runner }}",
                       "strategy": {"fail-fast": False, "matrix": {"include": include}},
                       "steps": shard_steps},
-            "merge": {"needs": "shard", "runs-on": "ubuntu-latest", "steps": merge_steps},
+            # after failed shards too: the merge then says which shard failed, and why
+            "merge": {"needs": "shard", "if": "${{ !cancelled() }}", "runs-on": "ubuntu-latest",
+                      "steps": merge_steps},
         },
     }
 
@@ -154,6 +156,7 @@ def gitlab(config: Config) -> dict[str, Any]:
     merge: dict[str, Any] = {
         "stage": "merge",
         "needs": ["gradient-shard"],
+        "when": "always",  # after failed shards too: the merge says which one, and why
         "before_script": list(matrix.install),
         "script": ["gradient merge shards/* --out dist/gradient", *matrix.publish],
         "artifacts": {"paths": ["dist/gradient/"]},
