@@ -125,3 +125,13 @@ def test_bad_matrix_settings_exit_2_and_point_at_the_key(
     wrong = example("hello-app", _toml('python = ["3.12"]\n'))
     engine = gradient(wrong, "matrix", "--ci", "jenkins")
     assert engine.returncode == 2 and "github, gitlab" in engine.stderr
+
+
+def test_readme_shows_the_workflow_emitted_for_the_example_app(
+        example: Callable[..., Path], gradient: Run) -> None:
+    project = example("hello-app", _toml(
+        'python = ["3.11", "3.12"]\nplatforms = ["linux-x86_64", "macos-arm64"]\n'))
+    done = gradient(project, "matrix", "--ci", "github", "--print")
+    assert done.returncode == 0, done.stderr
+    readme = (ROOT / "README.md").read_text()
+    assert f"```yaml\n{done.stdout}```" in readme, "paste `gradient matrix --ci github --print`"

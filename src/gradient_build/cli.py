@@ -11,6 +11,8 @@ from . import cli_build, cli_info, cli_scale  # noqa: F401  (their commands regi
 from .cli_app import app, hoist_globals, state
 from .errors import GradientError, Stopped
 
+cli_scale.register()  # after build's and the info commands, so --help lists them last
+
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     """Stop every tool gradient started (their own process groups), then unwind."""

@@ -53,7 +53,12 @@ def attach_remote(session: Any, mode: str | None, warn: Callable[[str], None]) -
                                    suggestion=err.suggestion) from None
 
 
-@app.command()
+def register() -> None:
+    """Add matrix and merge to the app (after build and the info commands, for --help)."""
+    app.command()(matrix)
+    app.command()(merge)
+
+
 def matrix(
     ci: Annotated[str, typer.Option("--ci", metavar="ENGINE",
                                     help="'github' (Actions workflow) or 'gitlab' (CI pipeline)")],
@@ -80,7 +85,6 @@ def matrix(
     typer.echo(f"wrote {path}")
 
 
-@app.command()
 def merge(
     folders: Annotated[list[Path], typer.Argument(metavar="DIR...",
                                                   help="the shards' output folders")],
