@@ -122,6 +122,18 @@ def test_a_registry_that_does_not_answer_is_a_miss_with_a_warning(tmp_path: Path
     assert all(a["verified"] for a in manifest(first)["artifacts"] if a["role"] == "artifact")
 
 
+def test_a_registry_that_accepts_but_never_answers_is_a_miss_too(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # the kernel completes the handshake; nobody replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        first, _ = _two_checkouts(tmp_path, f"oci://127.0.0.1:{port}/gradient/silent")
+        planned = run_gradient(first, "plan", "--json", cache_dir=tmp_path / "c", timeout=120)
+    assert planned.returncode == 0, planned.stderr
+    assert "does not answer (ReadTimeout)" in planned.stderr
+    assert {n["status"] for n in json.loads(planned.stdout)["nodes"]} == {"miss"}
+
+
 def test_a_bad_remote_in_gradient_toml_points_at_its_line(tmp_path: Path) -> None:
     first, _ = _two_checkouts(tmp_path, "https://user:hunter2@example.com/cache")
     done = run_gradient(first, "build", cache_dir=tmp_path / "c")

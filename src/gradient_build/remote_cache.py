@@ -10,6 +10,7 @@ config file and are never printed (only the registry's host/repo is).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -40,6 +41,7 @@ LAYER_TYPE = "application/vnd.gradient.entry.layer.v1.tar"
 CONFIG_TYPE = "application/vnd.gradient.entry.config.v1+json"
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 PROBE_SECONDS = 3.0
+REQUEST_SECONDS = 120.0
 
 
 def tag_for(key: str) -> str:
@@ -132,8 +134,15 @@ class RemoteStore:
         except ImportError:
             self._fail("the oras package is not installed (pip install 'gradient-build[remote]')")
             return None
+        class Registry(oras.provider.Registry):  # type: ignore[misc]
+            # oras retries a failed request 5 times, sleeping up to 83 s: a dead registry
+            # would stall every node for minutes. One try; trouble marks the remote down.
+            do_request = oras.provider.Registry.do_request.__wrapped__
+
         oras.logger.setup_logger(quiet=True)
-        client = oras.provider.Registry(hostname=self.location.host, insecure=self.insecure)
+        client = Registry(hostname=self.location.host, insecure=self.insecure)
+        client.session.request = functools.partial(client.session.request,
+                                                   timeout=(PROBE_SECONDS, REQUEST_SECONDS))
         user = os.environ.get("GRADIENT_CACHE_REMOTE_USER")
         if user:
             client.auth.set_basic_auth(user, os.environ.get(
@@ -166,11 +175,16 @@ class RemoteStore:
                 return False
             try:
                 manifest = client.get_manifest(self._target(key))
-            except Exception:  # 404 and friends: oras raises ValueError with the response text
+            except Exception as exc:  # a 404 is a ValueError with the response's text
+                if _unreachable(exc):
+                    self._fail(f"stopped answering ({type(exc).__name__})")
                 return False
             try:
                 return self._unpack(client, key, manifest, dest)
             except Exception as exc:
+                if _unreachable(exc):
+                    self._fail(f"stopped answering ({type(exc).__name__})")
+                    return False
                 self.warn(f"remote cache entry {tag_for(key)[:16]} is unusable "
                           f"({type(exc).__name__}): building it instead")
                 return False
@@ -217,6 +231,9 @@ class RemoteStore:
             try:
                 self._send(client, key, entry)
             except Exception as exc:
+                if _unreachable(exc):
+                    self._fail(f"stopped answering ({type(exc).__name__})")
+                    return
                 self.warn(f"remote cache {self.location.url}: storing {tag_for(key)[:16]} "
                           f"failed ({type(exc).__name__}); the local cache has it")
 
@@ -236,6 +253,11 @@ class RemoteStore:
                         manifest_config=f"{config_file}:{CONFIG_TYPE}",
                         manifest_annotations={"org.gradient-build.key": key},
                         disable_path_validation=True, quiet=True)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """A network failure (refused, reset, timed out), not an answer like a 404."""
+    return type(exc).__module__.startswith(("requests", "urllib3")) or isinstance(exc, OSError)
 
 
 def _sha256(path: Path) -> str:
