@@ -92,9 +92,11 @@ def test_second_checkout_downloads_every_node_and_rebuilds_nothing(
     again = run_gradient(second, "--log-format", "json", "build", cache_dir=tmp_path / "cache-2",
                          env=env)
     assert again.returncode == 0, again.stderr + again.stdout
-    kinds = [json.loads(line)["kind"] for line in again.stdout.splitlines()
-             if line.startswith("{")]
+    events = [json.loads(line) for line in again.stdout.splitlines() if line.startswith("{")]
+    kinds = [e["kind"] for e in events]
     assert "start" not in kinds and "built" not in kinds  # nothing was rebuilt
+    proofs = [e for e in events if e["kind"] == "verified"]
+    assert len(proofs) == 2 and all(e["replayed"] and e["remote"] for e in proofs)
     assert all(a["cached"] for a in manifest(second)["artifacts"])
     assert all(a["verified"] for a in manifest(second)["artifacts"] if a["role"] == "artifact")
     artifacts = {k: v for k, v in snapshot(first).items() if k != "manifest.json"}

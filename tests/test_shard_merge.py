@@ -46,6 +46,10 @@ def test_shards_merge_into_one_manifest_and_one_sha256sums(
     assert record["nodes"]["wheel"]["state"] == "verified" and record["ok"]
     assert set(json.loads((one / "shard.json").read_text())["nodes"]) == {"sdist"}
 
+    into_dist = gradient(project, "merge", "shards/one", "shards/two")
+    assert into_dist.returncode == 0, into_dist.stderr
+    proven = gradient(project, "verify")  # the merged folder is a normal output folder
+    assert proven.returncode == 0, proven.stderr + proven.stdout
     merged = gradient(project, "merge", "shards/one", "shards/two", "--out", "release")
     assert merged.returncode == 0, merged.stderr
     data = json.loads((project / "release/manifest.json").read_text())
@@ -134,3 +138,42 @@ def test_shard_specs_that_cannot_be_built_here_exit_2(
                      f"tier=wheel,variant=py{elsewhere}-linux-{platform.machine().lower()}")
     assert wrong.returncode == 2 and f"must run on Python {elsewhere}" in wrong.stderr
     assert not (project / "dist").exists()
+
+
+def _as_other_variant(shard: Path, dest: Path, variant: str) -> Path:
+    """`shard` as if a runner of `variant` had built it (one machine runs one variant)."""
+    shutil.copytree(shard, dest)
+    record = json.loads((dest / "shard.json").read_text())
+    record["shard"] |= {"variant": variant, "name": f"wheel@{variant}", "index": None,
+                        "total": None}
+    (dest / "shard.json").write_text(json.dumps(record))
+    return dest
+
+
+def test_variants_with_one_digest_merge_as_one_tier_and_others_side_by_side(
+        example: Callable[..., Path], gradient: Run) -> None:
+    project = _project(example)
+    _one, two = _shards(project, gradient)
+    same = _as_other_variant(two, project / "shards/mac", "py3.12-macos-arm64")
+    merged = gradient(project, "merge", "shards/one", "shards/two", "shards/mac", "--out", "a")
+    assert merged.returncode == 0, merged.stderr
+    data = json.loads((project / "a/manifest.json").read_text())
+    assert data["tiers"]["wheel"]["shards"] == sorted([f"wheel@{VARIANT} (2/2)",
+                                                       "wheel@py3.12-macos-arm64"])
+    assert {a["tier"] for a in data["artifacts"]} == {"sdist", "wheel"}
+
+    wheel = next((same / "wheel").glob("hello_app-*.whl"))  # a platform wheel would differ
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    listing = json.loads((same / "manifest.json").read_text())
+    for item in listing["artifacts"]:
+        if item["path"].endswith(wheel.name):
+            item["sha256"], item["size"] = sha256(wheel), wheel.stat().st_size
+    (same / "manifest.json").write_text(json.dumps(listing))
+    apart = gradient(project, "merge", "shards/one", "shards/two", "shards/mac", "--out", "b")
+    assert apart.returncode == 0, apart.stderr
+    data = json.loads((project / "b/manifest.json").read_text())
+    tiers = {a["tier"] for a in data["artifacts"]}
+    assert tiers == {"sdist", f"wheel@{VARIANT}", "wheel@py3.12-macos-arm64"}
+    assert sha256(project / "b/wheel@py3.12-macos-arm64" / wheel.name) == sha256(wheel)
+    assert sha256(project / f"b/wheel@{VARIANT}" / wheel.name) == sha256(two / "wheel" /
+                                                                          wheel.name)

@@ -176,6 +176,9 @@ class Renderer:
         if event.kind == "verified":
             runtime = event.data.get("runtime")
             note = f" (runtime {runtime})" if runtime else ""
+            if event.data.get("replayed") and event.data.get("remote"):
+                return (f"{tier} [green]verified[/green] (the same artifact, proven by the build "
+                        f"that stored it in the remote cache){note}")
             if event.data.get("replayed"):
                 return (f"{tier} [green]verified[/green] (the same artifact, already proven "
                         f"here){note}")

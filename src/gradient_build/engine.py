@@ -348,7 +348,7 @@ class Engine:
             self.emit(Event("checked", node.tier, verdict.why, verdict.to_json()))
             return verdict, replayed
         self.emit(Event("verified", node.tier, f"{verdict.seconds:.2f} s",
-                        {**verdict.to_json(), "replayed": replayed}))
+                        {**verdict.to_json(), "replayed": replayed, "remote": entry.remote}))
         return verdict, replayed
 
     def verify_artifact(self, node: Node, artifact: Artifact,
