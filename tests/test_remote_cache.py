@@ -89,11 +89,13 @@ def test_second_checkout_downloads_every_node_and_rebuilds_nothing(
     statuses = {n["node"]: n["status"] for n in json.loads(planned.stdout)["nodes"]}
     assert statuses == {"sdist": "remote hit", "wheel": "remote hit"}
 
-    again = run_gradient(second, "--log-format", "json", "build", cache_dir=tmp_path / "cache-2",
+    # (the plan downloaded into cache-2: build from a cache as empty as cache-2 was)
+    again = run_gradient(second, "--log-format", "json", "build", cache_dir=tmp_path / "cache-3",
                          env=env)
     assert again.returncode == 0, again.stderr + again.stdout
-    events = [json.loads(line) for line in again.stdout.splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in again.stderr.splitlines() if line.startswith("{")]
     kinds = [e["kind"] for e in events]
+    assert kinds.count("cached") == 2  # the log is there, and names both nodes
     assert "start" not in kinds and "built" not in kinds  # nothing was rebuilt
     proofs = [e for e in events if e["kind"] == "verified"]
     assert len(proofs) == 2 and all(e["replayed"] and e["remote"] for e in proofs)
