@@ -96,6 +96,17 @@ def test_gitlab_pipeline_runs_two_shards_and_a_merge(
         f"sdist@py{PY}-linux-{ARCH} (1/2)", f"wheel@py{PY}-linux-{ARCH} (2/2)"}
     assert len((merged / "SHA256SUMS").read_text().splitlines()) == len(data["artifacts"])
 
+    toml = (project / "gradient.toml").read_text()  # now a shard fails: the merge says which
+    (project / "gradient.toml").write_text(toml.replace('expect = "hello,', 'expect = "bye,'))
+    subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit",
+                    "-qam", "break the smoke"], cwd=project, check=True, capture_output=True)
+    broken = subprocess.run([GITLAB_CI_LOCAL, "--shell-executor-no-image"], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=1800)
+    assert broken.returncode != 0
+    assert f"shard sdist@py{PY}-linux-{ARCH} (1/2) failed" in broken.stdout, broken.stdout[-3000:]
+    assert any(line.strip().startswith("FAIL  gradient-merge")
+               for line in broken.stdout.splitlines()), broken.stdout[-3000:]
+
 
 def test_matrix_never_overwrites_a_file_it_did_not_write(
         example: Callable[..., Path], gradient: Run) -> None:
