@@ -89,8 +89,9 @@ def test_second_checkout_downloads_every_node_and_rebuilds_nothing(
     statuses = {n["node"]: n["status"] for n in json.loads(planned.stdout)["nodes"]}
     assert statuses == {"sdist": "remote hit", "wheel": "remote hit"}
 
-    # (the plan downloaded into cache-2: build from a cache as empty as cache-2 was)
-    again = run_gradient(second, "--log-format", "json", "build", cache_dir=tmp_path / "cache-3",
+    assert not list((tmp_path / "cache-2").glob("objects/*/*"))  # the plan downloaded nothing
+
+    again = run_gradient(second, "--log-format", "json", "build", cache_dir=tmp_path / "cache-2",
                          env=env)
     assert again.returncode == 0, again.stderr + again.stdout
     events = [json.loads(line) for line in again.stderr.splitlines() if line.startswith("{")]

@@ -92,11 +92,15 @@ class Remote(Protocol):
 
     def push(self, key: str, entry: Path) -> None: ...
 
+    def peek(self, key: str) -> dict[str, Any] | None: ...
+
 
 class Cache:
     def __init__(self, root: Path, remote: Remote | None = None) -> None:
         self.root = root
         self.remote = remote
+        self.remote_download = True
+        """False for `gradient plan`: a remote hit is read from its record, files left there."""
         self._timing_lock = threading.Lock()
 
     def _entry_dir(self, key: str) -> Path:
@@ -116,6 +120,13 @@ class Cache:
     def _from_remote(self, key: str) -> Entry | None:
         """Download `key`'s entry into the local store (renamed into place like a store)."""
         assert self.remote is not None
+        if not self.remote_download:
+            record = self.remote.peek(key)
+            if record is None:
+                return None
+            where = self.root / "remote" / key  # never created: the files stay in the registry
+            return Entry(key, Artifact.from_json(where, record["artifact"]), record["digests"],
+                         remote=True)
         staging = self.work_dir("remote")
         if not self.remote.fetch(key, staging):
             shutil.rmtree(staging, ignore_errors=True)

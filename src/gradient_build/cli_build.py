@@ -145,13 +145,14 @@ def verify(tier: TierOpt = None, require_run: RequireRunOpt = None,
 def plan(tier: TierOpt = None, as_json: JsonOpt = False,
          all_tiers: Annotated[bool, typer.Option("--all")] = False,
          cache_mode: CacheModeOpt = None) -> None:
-    """The build graph: what is cached (here, or in the remote cache: "remote hit", which
-    downloads the entry), what will rebuild and why. Builds nothing."""
+    """The build graph: what is cached (here, or in the remote cache: "remote hit"), what
+    will rebuild and why. Builds and downloads nothing."""
     from .cli_summary import show_plan
 
     try:
         session = open_session()
         attach_remote(session, cache_mode, stderr_warning)
+        session.cache.remote_download = False  # plan reads the remote's records, not files
         items = session.engine().plan(wanted_tiers(session, tier, all_tiers),
                                       skip_missing=all_tiers)
     except GradientError as err:

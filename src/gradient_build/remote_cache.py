@@ -189,6 +189,31 @@ class RemoteStore:
                           f"({type(exc).__name__}): building it instead")
                 return False
 
+    def peek(self, key: str) -> dict[str, Any] | None:
+        """The stored entry's record (artifact.json) without its files: what `gradient plan`
+        needs to say "remote hit" and key the nodes after it; None on a miss."""
+        if not self.readable:
+            return None
+        with self._lock:
+            client = self._connect()
+            if client is None:
+                return None
+            try:
+                manifest = client.get_manifest(self._target(key))
+                if manifest.get("config", {}).get("mediaType") != CONFIG_TYPE:
+                    return None
+                container = client.get_container(self._target(key))
+                with tempfile.TemporaryDirectory(prefix="gradient-peek-") as tmp:
+                    config = Path(tmp) / "config.json"
+                    client.download_blob(container, manifest["config"]["digest"], str(config))
+                    record: dict[str, Any] = json.loads(config.read_text())["entry"]
+            except Exception as exc:
+                if _unreachable(exc):
+                    self._fail(f"stopped answering ({type(exc).__name__})")
+                return None
+        self.hits.add(key)
+        return record
+
     def _unpack(self, client: Any, key: str, manifest: dict[str, Any], dest: Path) -> bool:
         container = client.get_container(self._target(key))
         layers = [x for x in manifest.get("layers", []) if x.get("mediaType") == LAYER_TYPE]
