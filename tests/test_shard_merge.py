@@ -27,12 +27,12 @@ def _project(example: Callable[..., Path]) -> Path:
 
 
 def _shards(project: Path, gradient: Run) -> tuple[Path, Path]:
-    one = gradient(project, "build", "--shard", "1/2", "--out", "shards/one")
+    one = gradient(project, "build", "--shard", "1/2", "--out", "dist/shards/one")
     two = gradient(project, "build", "--shard", f"tier=wheel,variant={VARIANT}",
-                   "--out", "shards/two")
+                   "--out", "dist/shards/two")
     assert one.returncode == 0, one.stderr + one.stdout
     assert two.returncode == 0, two.stderr + two.stdout
-    return project / "shards/one", project / "shards/two"
+    return project / "dist/shards/one", project / "dist/shards/two"
 
 
 def test_shards_merge_into_one_manifest_and_one_sha256sums(
@@ -46,21 +46,21 @@ def test_shards_merge_into_one_manifest_and_one_sha256sums(
     assert record["nodes"]["wheel"]["state"] == "verified" and record["ok"]
     assert set(json.loads((one / "shard.json").read_text())["nodes"]) == {"sdist"}
 
-    into_dist = gradient(project, "merge", "shards/one", "shards/two")
+    into_dist = gradient(project, "merge", "dist/shards/one", "dist/shards/two")
     assert into_dist.returncode == 0, into_dist.stderr
     proven = gradient(project, "verify")  # the merged folder is a normal output folder
     assert proven.returncode == 0, proven.stderr + proven.stdout
-    merged = gradient(project, "merge", "shards/one", "shards/two", "--out", "release")
+    merged = gradient(project, "merge", "dist/shards/one", "dist/shards/two", "--out", "dist/r")
     assert merged.returncode == 0, merged.stderr
-    data = json.loads((project / "release/manifest.json").read_text())
+    data = json.loads((project / "dist/r/manifest.json").read_text())
     assert {a["tier"] for a in data["artifacts"]} == {"sdist", "wheel"}
     assert all(a["verified"] for a in data["artifacts"] if a["role"] == "artifact")
     assert data["tiers"]["wheel"]["shards"] == [f"wheel@{VARIANT} (2/2)"]
-    sums = (project / "release/SHA256SUMS").read_text().splitlines()
+    sums = (project / "dist/r/SHA256SUMS").read_text().splitlines()
     assert len(sums) == len(data["artifacts"])
     for line in sums:  # every listed file is there, with the digest its shard built
         digest, rel = line.split("  ")
-        assert sha256(project / "release" / rel) == digest
+        assert sha256(project / "dist/r" / rel) == digest
         shard = one if rel.startswith("sdist/") else two
         assert sha256(shard / rel) == digest
 
@@ -69,24 +69,24 @@ def test_a_missing_or_failed_shard_fails_the_merge_unless_partial(
         example: Callable[..., Path], gradient: Run) -> None:
     project = _project(example)
     _one, _two = _shards(project, gradient)
-    missing = gradient(project, "merge", "shards/two", "--out", "release")
+    missing = gradient(project, "merge", "dist/shards/two", "--out", "dist/r")
     assert missing.returncode == 1
     assert f"shard 1/2 (sdist@{VARIANT}) is missing" in missing.stderr
-    assert not (project / "release").exists()  # nothing merged
+    assert not (project / "dist/r").exists()  # nothing merged
 
-    partial = gradient(project, "merge", "shards/two", "--out", "release", "--allow-partial")
+    partial = gradient(project, "merge", "dist/shards/two", "--out", "dist/r", "--allow-partial")
     assert partial.returncode == 0, partial.stderr
     assert "left out: shard 1/2" in partial.stderr
-    data = json.loads((project / "release/manifest.json").read_text())
+    data = json.loads((project / "dist/r/manifest.json").read_text())
     assert {a["tier"] for a in data["artifacts"]} == {"wheel"}
 
     toml = (project / "gradient.toml").read_text().replace('expect = "hello, gradient!',
                                                            'expect = "goodbye, gradient!')
     (project / "gradient.toml").write_text(toml)
-    failed = gradient(project, "build", "--shard", "1/2", "--out", "shards/bad")
+    failed = gradient(project, "build", "--shard", "1/2", "--out", "dist/shards/bad")
     assert failed.returncode == 1
-    assert not json.loads((project / "shards/bad/shard.json").read_text())["ok"]
-    refused = gradient(project, "merge", "shards/bad", "shards/two", "--out", "release2")
+    assert not json.loads((project / "dist/shards/bad/shard.json").read_text())["ok"]
+    refused = gradient(project, "merge", "dist/shards/bad", "dist/shards/two", "--out", "dist/r2")
     assert refused.returncode == 1
     assert f"shard sdist@{VARIANT} (1/2) failed: sdist failed" in refused.stderr
 
@@ -95,7 +95,7 @@ def test_two_shards_with_different_digests_for_one_node_conflict(
         example: Callable[..., Path], gradient: Run) -> None:
     project = _project(example)
     _one, two = _shards(project, gradient)
-    other = project / "shards/two-again"
+    other = project / "dist/shards/two-again"
     shutil.copytree(two, other)
     wheel = next((other / "wheel").glob("hello_app-*.whl"))
     wheel.write_bytes(wheel.read_bytes() + b"\0")  # a rebuild that was not reproducible...
@@ -108,15 +108,16 @@ def test_two_shards_with_different_digests_for_one_node_conflict(
     record["shard"]["name"] = "wheel (the rerun)"
     (other / "shard.json").write_text(json.dumps(record))
 
-    clash = gradient(project, "merge", "shards/one", "shards/two", "shards/two-again",
-                     "--out", "release")
+    clash = gradient(project, "merge", "dist/shards/one", "dist/shards/two",
+                     "dist/shards/two-again", "--out", "dist/r")
     assert clash.returncode == 1
     assert f"wheel ({VARIANT}) differs between shard wheel@{VARIANT} (2/2) and shard " \
            "wheel (the rerun)" in clash.stderr
-    assert "reproducibility" in clash.stderr and not (project / "release").exists()
+    assert "reproducibility" in clash.stderr and not (project / "dist/r").exists()
 
     wheel.write_bytes(wheel.read_bytes() + b"\0")  # changed after its shard recorded it
-    tampered = gradient(project, "merge", "shards/one", "shards/two-again", "--out", "release")
+    tampered = gradient(project, "merge", "dist/shards/one", "dist/shards/two-again",
+                        "--out", "dist/r")
     assert tampered.returncode == 1 and "changed since it was built" in tampered.stderr
 
 
@@ -154,10 +155,11 @@ def test_variants_with_one_digest_merge_as_one_tier_and_others_side_by_side(
         example: Callable[..., Path], gradient: Run) -> None:
     project = _project(example)
     _one, two = _shards(project, gradient)
-    same = _as_other_variant(two, project / "shards/mac", "py3.12-macos-arm64")
-    merged = gradient(project, "merge", "shards/one", "shards/two", "shards/mac", "--out", "a")
+    same = _as_other_variant(two, project / "dist/shards/mac", "py3.12-macos-arm64")
+    shards = ("dist/shards/one", "dist/shards/two", "dist/shards/mac")
+    merged = gradient(project, "merge", *shards, "--out", "dist/a")
     assert merged.returncode == 0, merged.stderr
-    data = json.loads((project / "a/manifest.json").read_text())
+    data = json.loads((project / "dist/a/manifest.json").read_text())
     assert data["tiers"]["wheel"]["shards"] == sorted([f"wheel@{VARIANT} (2/2)",
                                                        "wheel@py3.12-macos-arm64"])
     assert {a["tier"] for a in data["artifacts"]} == {"sdist", "wheel"}
@@ -169,11 +171,11 @@ def test_variants_with_one_digest_merge_as_one_tier_and_others_side_by_side(
         if item["path"].endswith(wheel.name):
             item["sha256"], item["size"] = sha256(wheel), wheel.stat().st_size
     (same / "manifest.json").write_text(json.dumps(listing))
-    apart = gradient(project, "merge", "shards/one", "shards/two", "shards/mac", "--out", "b")
+    apart = gradient(project, "merge", *shards, "--out", "dist/b")
     assert apart.returncode == 0, apart.stderr
-    data = json.loads((project / "b/manifest.json").read_text())
+    data = json.loads((project / "dist/b/manifest.json").read_text())
     tiers = {a["tier"] for a in data["artifacts"]}
     assert tiers == {"sdist", f"wheel@{VARIANT}", "wheel@py3.12-macos-arm64"}
-    assert sha256(project / "b/wheel@py3.12-macos-arm64" / wheel.name) == sha256(wheel)
-    assert sha256(project / f"b/wheel@{VARIANT}" / wheel.name) == sha256(two / "wheel" /
+    assert sha256(project / "dist/b/wheel@py3.12-macos-arm64" / wheel.name) == sha256(wheel)
+    assert sha256(project / f"dist/b/wheel@{VARIANT}" / wheel.name) == sha256(two / "wheel" /
                                                                           wheel.name)

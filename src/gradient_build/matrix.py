@@ -110,8 +110,8 @@ def github(config: Config) -> dict[str, Any]:
         {"uses": "actions/setup-python@v5", "with": {"python-version": first}},
         *install,
         {"uses": "actions/download-artifact@v4",
-         "with": {"pattern": "gradient-shard-*", "path": "shards"}},
-        {"name": "Merge the shards", "run": "gradient merge shards/* --out dist/gradient"},
+         "with": {"pattern": "gradient-shard-*", "path": "dist/shards"}},
+        {"name": "Merge the shards", "run": "gradient merge dist/shards/* --out dist/gradient"},
         {"uses": "actions/upload-artifact@v4",
          "with": {"name": "gradient-release", "path": "dist/gradient/"}},
         *([{"name": "Publish", "run": "\n".join(matrix.publish)}] if matrix.publish else []),
@@ -144,7 +144,7 @@ def gitlab(config: Config) -> dict[str, Any]:
         if runner:
             entry["RUNNER"] = runner
         entries.append(entry)
-    out = "shards/$TIER-$VARIANT"
+    out = "dist/shards/$TIER-$VARIANT"  # under dist/: never taken for sources
     shard: dict[str, Any] = {
         "stage": "build",
         "parallel": {"matrix": entries},
@@ -158,7 +158,7 @@ def gitlab(config: Config) -> dict[str, Any]:
         "needs": ["gradient-shard"],
         "when": "always",  # after failed shards too: the merge says which one, and why
         "before_script": list(matrix.install),
-        "script": ["gradient merge shards/* --out dist/gradient", *matrix.publish],
+        "script": ["gradient merge dist/shards/* --out dist/gradient", *matrix.publish],
         "artifacts": {"paths": ["dist/gradient/"]},
     }
     return {"stages": ["build", "merge"], "gradient-shard": shard, "gradient-merge": merge}
