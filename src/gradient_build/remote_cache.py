@@ -177,13 +177,13 @@ class RemoteStore:
                 manifest = client.get_manifest(self._target(key))
             except Exception as exc:  # a 404 is a ValueError with the response's text
                 if _unreachable(exc):
-                    self._fail(f"stopped answering ({type(exc).__name__})")
+                    self._fail(_trouble(exc))
                 return False
             try:
                 return self._unpack(client, key, manifest, dest)
             except Exception as exc:
                 if _unreachable(exc):
-                    self._fail(f"stopped answering ({type(exc).__name__})")
+                    self._fail(_trouble(exc))
                     return False
                 self.warn(f"remote cache entry {tag_for(key)[:16]} is unusable "
                           f"({type(exc).__name__}): building it instead")
@@ -209,7 +209,7 @@ class RemoteStore:
                     record: dict[str, Any] = json.loads(config.read_text())["entry"]
             except Exception as exc:
                 if _unreachable(exc):
-                    self._fail(f"stopped answering ({type(exc).__name__})")
+                    self._fail(_trouble(exc))
                 return None
         self.hits.add(key)
         return record
@@ -257,7 +257,7 @@ class RemoteStore:
                 self._send(client, key, entry)
             except Exception as exc:
                 if _unreachable(exc):
-                    self._fail(f"stopped answering ({type(exc).__name__})")
+                    self._fail(_trouble(exc))
                     return
                 self.warn(f"remote cache {self.location.url}: storing {tag_for(key)[:16]} "
                           f"failed ({type(exc).__name__}); the local cache has it")
@@ -283,6 +283,14 @@ class RemoteStore:
 def _unreachable(exc: Exception) -> bool:
     """A network failure (refused, reset, timed out), not an answer like a 404."""
     return type(exc).__module__.startswith(("requests", "urllib3")) or isinstance(exc, OSError)
+
+
+def _trouble(exc: Exception) -> str:
+    """Words for a failed request: the exception's class, never its text (a URL or header
+    in it could carry a credential)."""
+    name = type(exc).__name__
+    gone = ("ConnectionError", "Timeout", "ReadTimeout", "ConnectTimeout")
+    return f"stopped answering ({name})" if name in gone else f"failed ({name})"
 
 
 def _sha256(path: Path) -> str:
