@@ -55,6 +55,8 @@ class MatrixOptions:
                                    "macos-arm64", ["linux-x86_64"])
     runners: dict[str, str] = opt.doc("a runner label (GitHub runs-on, GitLab tag) per "
                                       "platform", {})
+    image: str | None = opt.doc("GitLab: the jobs' container image, {python} replaced by the "
+                                "shard's version, e.g. 'python:{python}-slim'", None)
     install: list[str] = opt.doc("the commands that install gradient in a job",
                                  ["python -m pip install 'gradient-build[all]'"])
     publish: list[str] = opt.doc("commands the merge job runs after a good merge", [])

@@ -92,7 +92,7 @@ def github(config: Config) -> dict[str, Any]:
                for s in expand(config)]
     install = [{"name": "Install gradient", "run": "\n".join(matrix.install)}] \
         if matrix.install else []
-    checkout = {"uses": "actions/checkout@v4", "with": {"fetch-depth": 0}}
+    checkout = {"uses": "actions/checkout@v4"}  # the last commit alone: SOURCE_DATE_EPOCH
     shard_steps: list[dict[str, Any]] = [
         checkout,
         {"uses": "actions/setup-python@v5", "with": {"python-version": "${{ matrix.python }}"}},
@@ -140,15 +140,17 @@ def gitlab(config: Config) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
     for variant in variants(matrix):
         entry: dict[str, Any] = {"TIER": list(tiers), "VARIANT": variant}
-        runner = matrix.runners.get(_platform(variant))
-        if runner:
-            entry["RUNNER"] = runner
+        if matrix.image:
+            entry["PYTHON"] = _python(variant)
+        if matrix.runners:  # a tag for every platform: its runner's, else its own name
+            entry["RUNNER"] = matrix.runners.get(_platform(variant), _platform(variant))
         entries.append(entry)
     out = "dist/shards/$TIER-$VARIANT"  # under dist/: never taken for sources
     shard: dict[str, Any] = {
         "stage": "build",
         "parallel": {"matrix": entries},
         **({"tags": ["$RUNNER"]} if matrix.runners else {}),
+        **({"image": matrix.image.replace("{python}", "$PYTHON")} if matrix.image else {}),
         "before_script": list(matrix.install),
         "script": [f'gradient build --shard "tier=$TIER,variant=$VARIANT" --out "{out}"'],
         "artifacts": {"when": "always", "paths": [f"{out}/"]},
