@@ -26,6 +26,8 @@ class Role:
     LICENSE: Final = "license"        # a license file shipped with a copy
     MODULE: Final = "module"          # one more module file of a copy
     SCRIPT: Final = "script"          # one more executable, one per console script (exe)
+    SBOM: Final = "sbom"              # the CycloneDX SBOM of the artifact (written at promotion)
+    PROVENANCE: Final = "provenance"  # its in-toto/SLSA provenance (written at promotion)
 
 
 class Meta:

@@ -1,0 +1,111 @@
+"""Each promoted artifact's SBOM and provenance: written at promotion, checked by verify.
+
+Promotion is the one place every tier's artifact passes, cached or not, so no tier and no
+engine step has to remember to do this. The SBOM depends only on the artifact's bytes, so it
+is computed once per cache entry and kept beside it (a cache hit copies it); the provenance
+is made from the entry's recorded key inputs, which describe the build that made the bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .artifact import ArchiveReader, Artifact
+from .atomic import write_text_atomic
+from .inventory import Component
+from .provenance import provenance_name, statement, subject_problems
+from .sbom import ATTESTATION_ROLES, collect, differences, document, sbom_name
+from .sources import file_digest
+
+
+@dataclass
+class Attestation:
+    rel: str
+    role: str
+    text: str
+
+
+def _tiers() -> tuple[dict[str, Any], tuple[ArchiveReader, ...]]:
+    from .registry import backends
+
+    found = backends()
+    return found, tuple(r for b in found.values() for r in b.archive_readers)
+
+
+def _hook(tier: str, found: dict[str, Any]) -> Callable[[Artifact], list[Component]] | None:
+    backend = found.get(tier)
+    hook = getattr(backend, "inventory", None)
+    return hook if callable(hook) else None
+
+
+def components(artifact: Artifact) -> list[Component]:
+    """What the artifact holds: the generic readers and its tier's own `inventory`."""
+    found, readers = _tiers()
+    return collect(artifact, _hook(artifact.tier, found), readers)
+
+
+def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]],
+                 project: dict[str, str], commit: str | None) -> list[Attestation]:
+    """The SBOM and provenance of one cached entry's artifact."""
+    entry_dir = artifact.root.parent
+    memo = entry_dir / f"sbom-{__version__}.cdx.json"
+    sha = digests[artifact.primary]["sha256"]
+    record: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads((entry_dir / "inputs.json").read_text())
+    try:
+        text = memo.read_text()
+    except OSError:
+        text = document(components(artifact), project, Path(artifact.primary).name, sha,
+                        int(record.get("epoch") or 0))
+        if (entry_dir / "artifact.json").exists():  # a cache entry: keep it for the next hit
+            write_text_atomic(memo, text)
+    subjects = [(rel, digests[rel]["sha256"]) for rel, _ in artifact.files()]
+    return [Attestation(sbom_name(artifact.primary), "sbom", text),
+            Attestation(provenance_name(artifact.primary), "provenance",
+                        statement(subjects, record, key, commit))]
+
+
+def problems(project_root: Path, manifest: dict[str, Any], tier: str) -> list[str]:
+    """How the tier's promoted SBOM and provenance disagree with its artifact as it is now."""
+    items = [a for a in manifest.get("artifacts", []) if a.get("tier") == tier]
+    main = next((a for a in items if a["role"] == "artifact"), None)
+    if main is None:
+        return []
+    path = project_root / main["path"]
+    root = next(p for p in path.parents if p.name == tier)
+    files = [a for a in items if a["role"] not in ATTESTATION_ROLES]
+    found: list[str] = []
+    for role in ATTESTATION_ROLES:
+        doc = next((a for a in items if a["role"] == role), None)
+        if doc is None:
+            found.append(f"{tier} has no {role} in the manifest (built before gradient wrote "
+                         "them: build it again)")
+            continue
+        try:
+            text = (project_root / doc["path"]).read_text()
+        except OSError as exc:
+            found.append(f"{doc['path']}: {exc.strerror}")
+            continue
+        if role == "sbom":
+            artifact = Artifact(tier, root, path.relative_to(root).as_posix(), {
+                (project_root / a["path"]).relative_to(root).as_posix(): a["role"]
+                for a in files if a["role"] != "artifact"})
+            found += [f"{main['path']}: {p}" for p in
+                      differences(components(artifact), text, manifest.get("project", {}))]
+        else:
+            actual = {}
+            for item in files:
+                try:
+                    actual[(project_root / item["path"]).relative_to(root).as_posix()] = (
+                        file_digest(project_root / item["path"]))
+                except OSError:
+                    continue
+            found += [f"{main['path']}: {p}" for p in subject_problems(text, actual)]
+    return found
