@@ -23,6 +23,10 @@ from .provenance import provenance_name, statement, subject_problems
 from .sbom import ATTESTATION_ROLES, collect, differences, document, sbom_name
 from .sources import file_digest
 
+_documents: dict[tuple[str, str, str, int], str] = {}
+"""SBOMs made in this process, by artifact digest, project and epoch (a long-lived caller
+promotes the same entries again)."""
+
 
 @dataclass
 class Attestation:
@@ -59,13 +63,18 @@ def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]
     record: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         record = json.loads((entry_dir / "inputs.json").read_text())
-    try:
-        text = memo.read_text()
-    except OSError:
-        text = document(components(artifact), project, Path(artifact.primary).name, sha,
-                        int(record.get("epoch") or 0))
-        if (entry_dir / "artifact.json").exists():  # a cache entry: keep it for the next hit
-            write_text_atomic(memo, text)
+    epoch = int(record.get("epoch") or 0)
+    seen = (sha, project.get("name", ""), project.get("version", ""), epoch)
+    text = _documents.get(seen)
+    if text is None:
+        try:
+            text = memo.read_text()
+        except OSError:
+            text = document(components(artifact), project, Path(artifact.primary).name, sha,
+                            epoch)
+            if (entry_dir / "artifact.json").exists():  # a cache entry: kept for the next hit
+                write_text_atomic(memo, text)
+        _documents[seen] = text
     subjects = [(rel, digests[rel]["sha256"]) for rel, _ in artifact.files()]
     return [Attestation(sbom_name(artifact.primary), "sbom", text),
             Attestation(provenance_name(artifact.primary), "provenance",
@@ -109,3 +118,17 @@ def problems(project_root: Path, manifest: dict[str, Any], tier: str) -> list[st
                     continue
             found += [f"{main['path']}: {p}" for p in subject_problems(text, actual)]
     return found
+
+
+def fold_problems(result: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """A verification result that also fails on the attestations' problems: the first one is
+    the problem when the run itself passed, else they follow the run's own output."""
+    if not problems:
+        return result
+    result = result | {"ok": False, "verified": False, "attestations": problems}
+    if result.get("problem"):
+        result["output"] = "\n".join([result.get("output") or "", *problems]).strip("\n")
+    else:
+        result["problem"] = problems[0]
+        result["output"] = "\n".join([*problems[1:], result.get("output") or ""]).strip("\n")
+    return result
