@@ -18,6 +18,7 @@ from typing import Any
 from . import __version__
 from .artifact import ArchiveReader, Artifact
 from .atomic import write_text_atomic
+from .errors import BuildFailed, GradientError
 from .inventory import Component
 from .provenance import provenance_name, statement, subject_problems
 from .sbom import ATTESTATION_ROLES, collect, differences, document, sbom_name
@@ -51,7 +52,13 @@ def _hook(tier: str, found: dict[str, Any]) -> Callable[[Artifact], list[Compone
 def components(artifact: Artifact) -> list[Component]:
     """What the artifact holds: the generic readers and its tier's own `inventory`."""
     found, readers = _tiers()
-    return collect(artifact, _hook(artifact.tier, found), readers)
+    try:
+        return collect(artifact, _hook(artifact.tier, found), readers)
+    except GradientError:
+        raise
+    except Exception as exc:  # a tier's reader failing on its own artifact: say which
+        raise BuildFailed(f"{artifact.tier}: cannot list what {artifact.primary} holds for its "
+                          f"SBOM: {type(exc).__name__}: {exc}") from exc
 
 
 def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]],
@@ -81,16 +88,13 @@ def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]
                         statement(subjects, record, key, commit))]
 
 
-def problems(project_root: Path, manifest: dict[str, Any], tier: str) -> list[str]:
-    """How the tier's promoted SBOM and provenance disagree with its artifact as it is now."""
+def problems(project_root: Path, manifest: dict[str, Any], artifact: Artifact) -> list[str]:
+    """How the promoted SBOM and provenance of `artifact` (as `artifacts_from_manifest` gives
+    it) disagree with the artifact as it is now."""
+    tier = artifact.tier
     items = [a for a in manifest.get("artifacts", []) if a.get("tier") == tier]
-    main = next((a for a in items if a["role"] == "artifact"), None)
-    if main is None:
-        return []
-    path = project_root / main["path"]
-    root = next(p for p in path.parents if p.name == tier)
-    files = [a for a in items if a["role"] not in ATTESTATION_ROLES]
     found: list[str] = []
+    primary = (artifact.root / artifact.primary).relative_to(project_root).as_posix()
     for role in ATTESTATION_ROLES:
         doc = next((a for a in items if a["role"] == role), None)
         if doc is None:
@@ -103,20 +107,16 @@ def problems(project_root: Path, manifest: dict[str, Any], tier: str) -> list[st
             found.append(f"{doc['path']}: {exc.strerror}")
             continue
         if role == "sbom":
-            artifact = Artifact(tier, root, path.relative_to(root).as_posix(), {
-                (project_root / a["path"]).relative_to(root).as_posix(): a["role"]
-                for a in files if a["role"] != "artifact"})
-            found += [f"{main['path']}: {p}" for p in
+            found += [f"{primary}: {p}" for p in
                       differences(components(artifact), text, manifest.get("project", {}))]
-        else:
-            actual = {}
-            for item in files:
-                try:
-                    actual[(project_root / item["path"]).relative_to(root).as_posix()] = (
-                        file_digest(project_root / item["path"]))
-                except OSError:
-                    continue
-            found += [f"{main['path']}: {p}" for p in subject_problems(text, actual)]
+            continue
+        actual = {}
+        for rel, _ in artifact.files():
+            try:
+                actual[rel] = file_digest(artifact.root / rel)
+            except OSError:
+                continue
+        found += [f"{primary}: {p}" for p in subject_problems(text, actual)]
     return found
 
 

@@ -117,7 +117,7 @@ def verify(tier: TierOpt = None, require_run: RequireRunOpt = None,
                     d: artifacts[d] for d in node.needs if d in artifacts})
                 results[node.tier] = verdict.to_json() | {"verified": verdict.verified}
                 results[node.tier] = fold_problems(results[node.tier], attestation_problems(
-                    session.project.root, manifest, node.tier))  # the SBOM and provenance
+                    session.project.root, manifest, artifacts[node.tier]))  # SBOM, provenance
                 if verdict.ok and not verdict.verified and run_required:
                     results[node.tier] |= {"ok": False, "problem": (
                         f"checked but not run ({verdict.why}); a run is required "

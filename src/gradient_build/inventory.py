@@ -223,25 +223,35 @@ def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveRead
         for member, content in opened:
             rel = member.lstrip("./")
             where = f"{display}!{member}"
-            if rel.endswith(".dist-info/METADATA"):
-                comp = dist_component(content, where)
-                found += [comp] if comp else []
-            elif rel == DPKG_STATUS:
+            try:
+                found += _component_of(rel, where, content, readers, depth, package_sha)
+            except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError):
+                continue  # a member that only looks like an archive, or unreadable metadata
+            if rel == DPKG_STATUS:
                 statuses.append((where, content))
             elif rel in OS_RELEASE:
                 codename = codename or os_codename(content)
-            elif rel == "info/index.json":
-                comp = conda_component(content, package_sha, where)
-                found += [comp] if comp else []
-            else:
-                sha = (hashlib.sha256(content).hexdigest()
-                       if rel.endswith((".conda", ".tar.bz2")) else package_sha)
-                found += read_components(where, io.BytesIO(content), readers, depth + 1, sha)
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError):
-        pass  # a member that only looks like an archive: it holds nothing we can name
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError):
+        pass  # the rest of a truncated archive: what was read so far still counts
     for where, status in statuses:
         found += dpkg_components(status, codename, where)
     return found
+
+
+def _component_of(rel: str, where: str, content: bytes, readers: Sequence[ArchiveReader],
+                  depth: int, package_sha: str) -> list[Component]:
+    """The components one member names: itself (metadata) or those inside it (an archive)."""
+    if rel.endswith(".dist-info/METADATA"):
+        comp = dist_component(content, where)
+        return [comp] if comp else []
+    if rel == "info/index.json":
+        comp = conda_component(content, package_sha, where)
+        return [comp] if comp else []
+    if rel == DPKG_STATUS or rel in OS_RELEASE:
+        return []  # read once the whole archive is seen (os-release may come after)
+    sha = (hashlib.sha256(content).hexdigest() if rel.endswith((".conda", ".tar.bz2"))
+           else package_sha)
+    return read_components(where, io.BytesIO(content), readers, depth + 1, sha)
 
 
 def read_file(path: str, display: str, readers: Sequence[ArchiveReader] = ()) -> list[Component]:
