@@ -161,6 +161,13 @@ def test_provenance_states_subject_materials_builder_and_parameters(built: Path)
                          .read_text())["predicate"]["buildDefinition"]
     assert {m["name"] for m in tarball["resolvedDependencies"]} >= {"source", "gradient:wheel"}
     assert "python" in tarball["externalParameters"]["options"]
+    oci = json.loads((built / "dist/gradient/oci/hello-app-0.1.0.oci.tar.intoto.json")
+                     .read_text())["predicate"]["buildDefinition"]["resolvedDependencies"]
+    base = [m for m in oci if m["name"].startswith("base-layer/")]
+    layers = next(a for a in manifest(built)["artifacts"]
+                  if a["tier"] == "oci" and a["role"] == "artifact")["layers"]
+    assert [f"sha256:{m['digest']['sha256']}" for m in base] == [
+        la["digest"] for la in layers if la["holds"] == "base"]
 
 
 def test_query_answers_across_tiers(built: Path, cache_dir: Path) -> None:

@@ -44,6 +44,7 @@ class Meta:
     ENTRY: Final = "entry"          # exe onefile: the executable's name; pex: its entry point
     SCRIPTS: Final = "scripts"      # exe: the other console scripts' executables
     GLIBC_FLOOR: Final = "glibc_floor"  # exe: the newest GLIBC_x.y its binaries need
+    BASE_LAYERS: Final = "base_layers"  # oci: digests of the base's layers (provenance materials)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .artifact import ArchiveReader, Artifact
+from .artifact import ArchiveReader, Artifact, Meta
 from .atomic import write_text_atomic
 from .errors import BuildFailed, GradientError
 from .inventory import Component
@@ -85,7 +85,8 @@ def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]
     subjects = [(rel, digests[rel]["sha256"]) for rel, _ in artifact.files()]
     return [Attestation(sbom_name(artifact.primary), "sbom", text),
             Attestation(provenance_name(artifact.primary), "provenance",
-                        statement(subjects, record, key, commit))]
+                        statement(subjects, record, key, commit,
+                                  artifact.texts(Meta.BASE_LAYERS)))]
 
 
 def problems(project_root: Path, manifest: dict[str, Any], artifact: Artifact) -> list[str]:

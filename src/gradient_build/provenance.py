@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,10 @@ def _digests_in(value: Any, path: str = "") -> list[tuple[str, str]]:
 
 
 def statement(subjects: list[tuple[str, str]], record: Mapping[str, Any], key: str,
-              commit: str | None) -> str:
+              commit: str | None, base_layers: Sequence[str] = ()) -> str:
     """The Statement's JSON text. `subjects` are (file name, sha256) of the artifact's files;
-    `record` is the build's cache-key inputs (graph.key_inputs)."""
+    `record` is the build's cache-key inputs (graph.key_inputs); `base_layers` the digests of
+    the base image's layers it was built on (Meta.BASE_LAYERS)."""
     from google.protobuf import json_format
     from in_toto_attestation.predicates.provenance.v1 import provenance_pb2 as slsa
     from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
@@ -78,6 +79,9 @@ def statement(subjects: list[tuple[str, str]], record: Mapping[str, Any], key: s
     for tier, digest in sorted((record.get("inputs") or {}).items()):
         materials.append(ResourceDescriptor(name=f"gradient:{tier}", digest={
             "sha256": str(digest)}, annotations={"role": "consumed artifact"}).pb)
+    for n, layer in enumerate(base_layers):
+        materials.append(ResourceDescriptor(name=f"base-layer/{n}", digest={
+            "sha256": layer.removeprefix("sha256:")}, annotations={"role": "base image"}).pb)
     for where, digest in _digests_in(record.get("extra") or {}):
         materials.append(ResourceDescriptor(name=f"gradient:extra/{where}",
                                             digest={"sha256": digest}).pb)
@@ -101,8 +105,19 @@ def statement(subjects: list[tuple[str, str]], record: Mapping[str, Any], key: s
                       for name, sha in subjects], PREDICATE_TYPE,
                      json_format.MessageToDict(predicate))
     stmt.validate()
-    data = json_format.MessageToDict(stmt.pb)
+    data = _integers(json_format.MessageToDict(stmt.pb))
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _integers(value: Any) -> Any:
+    """protobuf's Struct holds every number as a double: 10001.0 back to 10001."""
+    if isinstance(value, dict):
+        return {k: _integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integers(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def subject_problems(text: str, actual: Mapping[str, str]) -> list[str]:
