@@ -290,3 +290,24 @@ def test_tree_digest_is_the_source_scans() -> None:
 
     tree = scan(Path(__file__).resolve().parent.parent / "examples" / "hello-app")
     assert tree_digest(tree.files) == tree.digest
+
+
+@pytest.mark.parametrize(("example", "tier", "name"), [
+    ("single-module", "copy", "greet"), ("micro-morse", "mpy", "morse")])
+def test_tiers_without_distributions_inside_still_get_an_sbom_naming_the_project(
+        tmp_path: Path, cache_dir: Path, example: str, tier: str, name: str) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    project = copy_example(tmp_path, example)
+    proc = run_gradient(project, "build", "--tier", tier, cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    item = next(a for a in manifest(project)["artifacts"]
+                if a["tier"] == tier and a["role"] == "sbom")
+    text = (project / item["path"]).read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    doc = json.loads(text)
+    assert doc["metadata"]["component"]["purl"].startswith(f"pkg:pypi/{name}@")
+    assert doc.get("components", []) == []  # module files: no distribution inside
+    verify = run_gradient(project, "verify", "--tier", tier, "--json", cache_dir=cache_dir)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
