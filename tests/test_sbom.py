@@ -311,3 +311,19 @@ def test_tiers_without_distributions_inside_still_get_an_sbom_naming_the_project
     assert doc.get("components", []) == []  # module files: no distribution inside
     verify = run_gradient(project, "verify", "--tier", tier, "--json", cache_dir=cache_dir)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_an_sbom_edited_into_an_invalid_document_fails_verification(tmp_path: Path,
+                                                                   cache_dir: Path) -> None:
+    project = copy_example(tmp_path, "hello-app")
+    proc = run_gradient(project, "build", "--tier", "wheel", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr
+    path = project / "dist/gradient/wheel/hello_app-0.1.0-py3-none-any.whl.cdx.json"
+    doc = json.loads(path.read_text())
+    doc["components"][0]["type"] = "no-such-type"
+    path.write_text(json.dumps(doc))
+    reseal(project, "wheel")
+    result = run_gradient(project, "verify", "--tier", "wheel", "--json", cache_dir=cache_dir)
+    assert result.returncode == 1
+    verdict = json.loads(result.stdout)["wheel"]
+    assert "does not validate against CycloneDX 1.6" in verdict["problem"]

@@ -21,7 +21,7 @@ from .atomic import write_text_atomic
 from .errors import BuildFailed, GradientError
 from .inventory import Component
 from .provenance import provenance_name, statement, subject_problems
-from .sbom import ATTESTATION_ROLES, collect, differences, document, sbom_name
+from .sbom import ATTESTATION_ROLES, collect, differences, document, sbom_name, validate
 from .sources import file_digest
 
 _documents: dict[tuple[str, str, str, int], str] = {}
@@ -108,6 +108,11 @@ def problems(project_root: Path, manifest: dict[str, Any], artifact: Artifact) -
             found.append(f"{doc['path']}: {exc.strerror}")
             continue
         if role == "sbom":
+            try:
+                validate(text, doc["path"])
+            except BuildFailed as exc:
+                found.append(exc.message)
+                continue
             found += [f"{primary}: {p}" for p in
                       differences(components(artifact), text, manifest.get("project", {}))]
             continue
