@@ -52,20 +52,23 @@ def components(artifact: Artifact) -> list[Component]:
     entries = (_onedir_entries(path) if artifact.text("mode") == "onedir"
                else _onefile_entries(path))
     found: list[Component] = []
+    libraries: list[tuple[str, str, bytes, str]] = []
     for name, typecode, content in entries:
         where = f"{artifact.primary}!{name}"
         if name.endswith(".dist-info/METADATA"):
             comp = dist_component(content, where)
             found += [comp] if comp else []
         elif typecode == "b":
-            found += library(name, content, where)
+            libraries.append((name, hashlib.sha256(content).hexdigest(), content, where))
+    packages = _debian_packages({(name, sha) for name, sha, _, _ in libraries})
+    for name, sha, content, where in libraries:
+        found += library(name, sha, content, where, packages.get((name, sha)))
     return found
 
 
-def library(name: str, content: bytes, where: str) -> list[Component]:
+def library(name: str, sha: str, content: bytes, where: str,
+            package: tuple[str, str, str] | None) -> list[Component]:
     """A bundled shared library; libpython also names the interpreter (CPython X.Y.Z)."""
-    sha = hashlib.sha256(content).hexdigest()
-    package = _debian_package(name, sha)
     locator = (purl("deb", package[0], package[1], "debian", arch=package[2],
                     distro=_codename()) if package else purl("generic", name))
     found = [Component("library", name, package[1] if package else "", locator, sha,
@@ -113,9 +116,9 @@ def _codename() -> str:
         return ""
 
 
-@functools.cache
-def _debian_package(name: str, sha: str) -> tuple[str, str, str] | None:
-    """(package, version, arch) of the host file with these bytes, when dpkg owns it."""
+def _host_copies(name: str, sha: str) -> list[str]:
+    """Paths on this machine of a file named `name` with these bytes, as dpkg may list them
+    (merged /usr: the database may say /lib/... for /usr/lib/...)."""
     for folder in LIB_DIRS:
         candidate = Path(folder) / name
         try:
@@ -125,24 +128,48 @@ def _debian_package(name: str, sha: str) -> tuple[str, str, str] | None:
             continue
         real = candidate.resolve()
         merged = [Path(str(p).replace("/usr/lib/", "/lib/", 1)) for p in (candidate, real)]
-        for query in dict.fromkeys(str(p) for p in (candidate, real, *merged)):
-            found = _dpkg_owner(query)
-            if found:
-                return found
-    return None
+        return list(dict.fromkeys(str(p) for p in (candidate, real, *merged)))
+    return []
 
 
-def _dpkg_owner(path: str) -> tuple[str, str, str] | None:
+def _debian_packages(libraries: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str,
+                                                                                     str]]:
+    """(package, version, arch) by (library name, sha256), for the libraries whose bytes are a
+    file dpkg owns here: one `dpkg -S` and one `dpkg-query` for them all (each reads dpkg's
+    whole database)."""
+    paths = {lib: _host_copies(*lib) for lib in sorted(libraries)}
+    wanted = sorted({p for found in paths.values() for p in found})
+    if not wanted:
+        return {}
     try:
-        owner = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True, timeout=30)
-        if owner.returncode != 0 or ": " not in owner.stdout:
-            return None
-        qualified = owner.stdout.split(": ", 1)[0].strip()
-        shown = subprocess.run(["dpkg-query", "-W", "-f", "${Version} ${Architecture}",
-                                qualified], capture_output=True, text=True, timeout=30)
+        owners = subprocess.run(["dpkg", "-S", *wanted], capture_output=True, text=True,
+                                timeout=120).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return None
-    if shown.returncode != 0 or not shown.stdout.strip():
-        return None
-    version, _, arch = shown.stdout.strip().partition(" ")
-    return qualified.partition(":")[0], version, arch
+        return {}
+    owner_of: dict[str, str] = {}
+    for line in owners.splitlines():
+        qualified, sep, owned = line.partition(": ")
+        if sep and "," not in qualified:  # "pkg:arch: /path" (diversions list several)
+            owner_of[owned.strip()] = qualified.strip()
+    qualified_names = sorted(set(owner_of.values()))
+    if not qualified_names:
+        return {}
+    try:
+        shown = subprocess.run(["dpkg-query", "-W", "-f", "${binary:Package} ${Version} "
+                                "${Architecture}\n", *qualified_names], capture_output=True,
+                               text=True, timeout=120).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    versions: dict[str, tuple[str, str]] = {}
+    for line in shown.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            versions[parts[0]] = (parts[1], parts[2])
+            versions[parts[0].partition(":")[0]] = (parts[1], parts[2])
+    result: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for lib, found in paths.items():
+        owner = next((owner_of[p] for p in found if p in owner_of), None)
+        if owner and owner in versions:
+            version, arch = versions[owner]
+            result[lib] = (owner.partition(":")[0], version, arch)
+    return result

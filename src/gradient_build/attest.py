@@ -19,7 +19,7 @@ from . import __version__
 from .artifact import ArchiveReader, Artifact, Meta
 from .atomic import write_text_atomic
 from .errors import BuildFailed, GradientError
-from .inventory import Component
+from .inventory import Component, Memo
 from .provenance import provenance_name, statement, subject_problems
 from .sbom import ATTESTATION_ROLES, collect, differences, document, sbom_name, validate
 from .sources import file_digest
@@ -49,16 +49,28 @@ def _hook(tier: str, found: dict[str, Any]) -> Callable[[Artifact], list[Compone
     return hook if callable(hook) else None
 
 
-def components(artifact: Artifact) -> list[Component]:
+def components(artifact: Artifact, memo: Memo | None = None) -> list[Component]:
     """What the artifact holds: the generic readers and its tier's own `inventory`."""
     found, readers = _tiers()
     try:
-        return collect(artifact, _hook(artifact.tier, found), readers)
+        return collect(artifact, _hook(artifact.tier, found), readers, memo)
     except GradientError:
         raise
     except Exception as exc:  # a tier's reader failing on its own artifact: say which
         raise BuildFailed(f"{artifact.tier}: cannot list what {artifact.primary} holds for its "
                           f"SBOM: {type(exc).__name__}: {exc}") from exc
+
+
+def _memo(entry_dir: Path) -> Memo:
+    """Large nested archives' components, kept in the cache beside its objects/ (a cache
+    entry lives at CACHE/objects/xx/KEY/out); in this process only for anything else."""
+    objects = entry_dir.parent.parent
+    if objects.name == "objects" and (entry_dir / "artifact.json").exists():
+        return _memos.setdefault(str(objects), Memo(objects.parent / "sbom-archives"))
+    return _memos.setdefault("", Memo())
+
+
+_memos: dict[str, Memo] = {}
 
 
 def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]],
@@ -77,8 +89,8 @@ def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]
         try:
             text = memo.read_text()
         except OSError:
-            text = document(components(artifact), project, Path(artifact.primary).name, sha,
-                            epoch)
+            text = document(components(artifact, _memo(entry_dir)), project,
+                            Path(artifact.primary).name, sha, epoch)
             if (entry_dir / "artifact.json").exists():  # a cache entry: kept for the next hit
                 write_text_atomic(memo, text)
         _documents[seen] = text

@@ -14,16 +14,18 @@ the wheelhouse's wheel, a tarball's installed copy and a frozen app's bundled me
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from email.parser import BytesHeaderParser
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -33,6 +35,7 @@ from .artifact import ArchiveReader
 
 MAX_DEPTH = 4
 MAX_MEMBER = 1 << 30
+MEMO_MIN = 4 << 20
 ARCHIVES = (".whl", ".zip", ".pex", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".conda",
             ".deb", ".egg", ".pyz", ".jar")
 DPKG_STATUS = "var/lib/dpkg/status"
@@ -209,8 +212,41 @@ def _nested(name: str, readers: Sequence[ArchiveReader]) -> bool:
             or (rel.startswith("blobs/") and PurePosixPath(rel).suffix == ""))
 
 
+class Memo:
+    """The components of large nested archives by content digest, kept in `folder`: a base
+    image's layer is the same bytes in every build, and reading it is most of an oci SBOM."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self.seen: dict[str, list[dict[str, object]]] = {}
+
+    def get(self, sha: str, where: str) -> list[Component] | None:
+        items = self.seen.get(sha)
+        if items is None and self.folder is not None:
+            try:
+                items = json.loads((self.folder / f"{sha}.json").read_text())
+            except (OSError, ValueError):
+                return None
+        if items is None:
+            return None
+        self.seen[sha] = items
+        return [Component(**{**item, "depends": tuple(item["depends"]),  # type: ignore[arg-type]
+                             "where": f"{where}!{item['where']}"}) for item in items]
+
+    def put(self, sha: str, where: str, found: list[Component]) -> None:
+        items = [dataclasses.asdict(c) | {"where": c.where.removeprefix(f"{where}!")}
+                 for c in found]
+        self.seen[sha] = items
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / f".{sha}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(items))
+            os.replace(tmp, self.folder / f"{sha}.json")
+
+
 def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveReader] = (),
-                    depth: int = 0, package_sha: str = "") -> list[Component]:
+                    depth: int = 0, package_sha: str = "", memo: Memo | None = None
+                    ) -> list[Component]:
     """Every component inside the archive `data` (named `display`), recursively."""
     opened = members(data, display, readers,
                      lambda n: _wanted(n) or (depth < MAX_DEPTH and _nested(n, readers)))
@@ -224,7 +260,7 @@ def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveRead
             rel = member.lstrip("./")
             where = f"{display}!{member}"
             try:
-                found += _component_of(rel, where, content, readers, depth, package_sha)
+                found += _component_of(rel, where, content, readers, depth, package_sha, memo)
             except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError):
                 continue  # a member that only looks like an archive, or unreadable metadata
             if rel == DPKG_STATUS:
@@ -239,7 +275,7 @@ def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveRead
 
 
 def _component_of(rel: str, where: str, content: bytes, readers: Sequence[ArchiveReader],
-                  depth: int, package_sha: str) -> list[Component]:
+                  depth: int, package_sha: str, memo: Memo | None) -> list[Component]:
     """The components one member names: itself (metadata) or those inside it (an archive)."""
     if rel.endswith(".dist-info/METADATA"):
         comp = dist_component(content, where)
@@ -251,17 +287,25 @@ def _component_of(rel: str, where: str, content: bytes, readers: Sequence[Archiv
         return []  # read once the whole archive is seen (os-release may come after)
     sha = (hashlib.sha256(content).hexdigest() if rel.endswith((".conda", ".tar.bz2"))
            else package_sha)
-    return read_components(where, io.BytesIO(content), readers, depth + 1, sha)
+    if memo is None or len(content) < MEMO_MIN:
+        return read_components(where, io.BytesIO(content), readers, depth + 1, sha, memo)
+    digest = hashlib.sha256(content).hexdigest()
+    known = memo.get(digest, where)
+    if known is None:
+        known = read_components(where, io.BytesIO(content), readers, depth + 1, sha, memo)
+        memo.put(digest, where, known)
+    return known
 
 
-def read_file(path: str, display: str, readers: Sequence[ArchiveReader] = ()) -> list[Component]:
+def read_file(path: str, display: str, readers: Sequence[ArchiveReader] = (),
+              memo: Memo | None = None) -> list[Component]:
     """The components of one file of an artifact (none when it is no archive)."""
     sha = ""
     if display.endswith((".conda", ".tar.bz2")):
         with open(path, "rb") as f:
             sha = hashlib.file_digest(f, "sha256").hexdigest()
     with open(path, "rb") as f:
-        return read_components(display, f, readers, 0, sha)
+        return read_components(display, f, readers, 0, sha, memo)
 
 
 def unique(components: Iterable[Component]) -> list[Component]:

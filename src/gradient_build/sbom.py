@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from . import __version__
 from .artifact import ArchiveReader, Artifact
 from .errors import BuildFailed
-from .inventory import Component, purl, read_file, unique
+from .inventory import Component, Memo, purl, read_file, unique
 
 ATTESTATION_ROLES = ("sbom", "provenance")
 KIND_TYPES = {"interpreter": "application", "deb": "library", "conda": "library",
@@ -33,7 +33,8 @@ def sbom_name(primary: str) -> str:
     return f"{Path(primary).name}.cdx.json"
 
 
-def collect(artifact: Artifact, hook: Any, readers: Sequence[ArchiveReader]) -> list[Component]:
+def collect(artifact: Artifact, hook: Any, readers: Sequence[ArchiveReader],
+            memo: Memo | None = None) -> list[Component]:
     """Every component of the artifact's files (the generic readers), plus the tier's own."""
     found: list[Component] = []
     for rel, role in artifact.files():
@@ -41,7 +42,7 @@ def collect(artifact: Artifact, hook: Any, readers: Sequence[ArchiveReader]) -> 
             continue
         path = artifact.root / rel
         if path.is_file() and not path.is_symlink():
-            found += read_file(str(path), rel, readers)
+            found += read_file(str(path), rel, readers, memo)
     if hook is not None:
         found += hook(artifact)
     return unique(found)
