@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .artifact import Artifact, Verdict
+from .artifact import Artifact, Role, Verdict
 from .atomic import write_text_atomic
 from .cache import Entry
 from .errors import BuildFailed
@@ -284,7 +284,7 @@ def artifacts_from_manifest(project_root: Path, manifest: dict[str, Any]) -> dic
                      "key", "stale"}
             meta = {k: v for k, v in item.items() if k not in known}
             found[tier] = Artifact(tier, root, rel, {}, meta)
-        elif item["role"] not in ("sbom", "provenance"):  # about the artifact, not of it
+        elif item["role"] not in (Role.SBOM, Role.PROVENANCE):  # about the artifact, not of it
             found[tier].roles[rel] = item["role"]
     return found
 

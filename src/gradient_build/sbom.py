@@ -20,11 +20,11 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from . import __version__
-from .artifact import ArchiveReader, Artifact
+from .artifact import ArchiveReader, Artifact, Role
 from .errors import BuildFailed
 from .inventory import Component, Memo, purl, read_file, unique
 
-ATTESTATION_ROLES = ("sbom", "provenance")
+ATTESTATION_ROLES = (Role.SBOM, Role.PROVENANCE)
 KIND_TYPES = {"interpreter": "application", "deb": "library", "conda": "library",
               "python": "library", "library": "library"}
 
