@@ -23,6 +23,7 @@ from gradient_build.backend import (
     Backend,
     BuildContext,
     BuildFailed,
+    Component,
     Meta,
     Project,
     Result,
@@ -46,6 +47,7 @@ from . import container, runc
 from .freeze import (
     build_env,
     entry_script,
+    installed_dists,
     resolve_datas,
     safe_name,
     unpack_binaries,
@@ -143,7 +145,10 @@ class ExeBackend(Backend[ExeOptions]):
             "--workpath", ctx.work / "build", "--specpath", ctx.work / "spec"]
         for package in dict.fromkeys([*wheel_packages(wheel.path), *options.collect_data]):
             cmd += ["--collect-data", package]
-        for dist in dict.fromkeys([ctx.project.name, *options.copy_metadata]):
+        # every installed distribution's metadata: importlib.metadata works in the frozen app,
+        # and the SBOM reads from the executable itself what it bundles
+        for dist in dict.fromkeys([ctx.project.name, *installed_dists(python),
+                                   *options.copy_metadata]):
             cmd += ["--copy-metadata", dist]
         for module in options.hidden_imports:
             cmd += ["--hidden-import", module]
@@ -190,6 +195,12 @@ class ExeBackend(Backend[ExeOptions]):
         return Artifact(self.name, ctx.out, tar.name, {},
                         {"mode": "onedir", "top": top, "launcher": name, "glibc_floor": floor,
                          "scripts": sorted([name, *others])})
+
+    def inventory(self, artifact: Artifact) -> list[Component]:
+        """The interpreter, shared libraries and bundled metadata PyInstaller's archive holds."""
+        from .inventory import components
+
+        return components(artifact)
 
     def verify(self, ctx: VerifyContext[ExeOptions], artifact: Artifact) -> Verdict:
         smoke = ctx.smoke

@@ -92,6 +92,13 @@ def build_env(ctx: BuildContext[ExeOptions], app_wheel: Path, wheelhouses: list[
     return python
 
 
+def installed_dists(python: Path) -> list[str]:
+    """The distributions installed in the build venv of `python` (the app and its deps)."""
+    venv = python.parent.parent
+    return sorted(p.name.partition("-")[0] for p in venv.glob("lib/python*/site-packages/"
+                                                              "*.dist-info"))
+
+
 INSTALL_RECORDS = ("direct_url.json", "uv_cache.json")
 
 

@@ -172,6 +172,7 @@ class OciBackend(Backend[OciOptions]):
             "layers": [{"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id,
                         "media_type": layer.media_type, "holds": layer.kind}
                        for layer in image.layers],
+            Meta.BASE_LAYERS: [layer.digest for layer in image.layers if layer.kind == "base"],
         })
         if opts.payload == "tarball":
             meta["pythonpath"] = f"{opts.workdir}/{source.text(Meta.LIB) or 'lib'}"

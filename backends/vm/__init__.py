@@ -23,6 +23,7 @@ from gradient_build.backend import (
     Artifact,
     Backend,
     BuildContext,
+    Component,
     Meta,
     Tool,
     Verdict,
@@ -143,6 +144,12 @@ class VmBackend(Backend[VmOptions]):
         if opts.payload == "tarball":
             meta["pythonpath"] = f"/opt/{ctx.project.name}/{source.text(Meta.LIB) or 'lib'}"
         return Artifact(self.name, ctx.out, image_name, {"app.pkr.hcl": "template"}, meta)
+
+    def inventory(self, artifact: Artifact) -> list[Component]:
+        """The disk's Debian packages and Python distributions, read from its ext4 root."""
+        from .inventory import components
+
+        return components(artifact)
 
     def verify(self, ctx: VerifyContext[VmOptions], artifact: Artifact) -> Verdict:
         from .boot import verify_image

@@ -26,6 +26,8 @@ class Role:
     LICENSE: Final = "license"        # a license file shipped with a copy
     MODULE: Final = "module"          # one more module file of a copy
     SCRIPT: Final = "script"          # one more executable, one per console script (exe)
+    SBOM: Final = "sbom"              # the CycloneDX SBOM of the artifact (written at promotion)
+    PROVENANCE: Final = "provenance"  # its in-toto/SLSA provenance (written at promotion)
 
 
 class Meta:
@@ -42,6 +44,7 @@ class Meta:
     ENTRY: Final = "entry"          # exe onefile: the executable's name; pex: its entry point
     SCRIPTS: Final = "scripts"      # exe: the other console scripts' executables
     GLIBC_FLOOR: Final = "glibc_floor"  # exe: the newest GLIBC_x.y its binaries need
+    BASE_LAYERS: Final = "base_layers"  # oci: digests of the base's layers (provenance materials)
 
 
 @dataclass

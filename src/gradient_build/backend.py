@@ -19,6 +19,7 @@ from .artifact import JSON, ArchiveReader, Artifact, Level, Meta, Role, Verdict
 from .errors import BuildFailed, ConfigError, GradientError, ToolMissing, VerifyFailed
 from .events import Event
 from .facts import Fact
+from .inventory import Component, dist_component, dpkg_components, os_codename, purl
 from .options import doc
 from .project import App, Project
 from .runner import Runner
@@ -28,9 +29,10 @@ from .tools import Tool
 
 __all__ = [
     "JSON", "App", "ArchiveReader", "Artifact", "Backend", "BuildContext", "BuildFailed",
-    "ConfigError", "Event", "Fact", "GradientError", "Level", "Meta", "NoOptions", "Project",
-    "Result", "Role", "Runner", "Sandbox", "Smoke", "Tool", "ToolMissing", "Verdict",
-    "VerifyContext", "VerifyFailed", "doc"
+    "Component", "ConfigError", "Event", "Fact", "GradientError", "Level", "Meta", "NoOptions",
+    "Project", "Result", "Role", "Runner", "Sandbox", "Smoke", "Tool", "ToolMissing", "Verdict",
+    "VerifyContext", "VerifyFailed", "dist_component", "doc", "dpkg_components",
+    "os_codename", "purl"
 ]
 
 OptionsT = TypeVar("OptionsT")
@@ -143,6 +145,13 @@ class Backend(Generic[OptionsT]):
 
     def verify(self, ctx: VerifyContext[OptionsT], artifact: Artifact) -> Verdict:
         raise NotImplementedError
+
+    def inventory(self, artifact: Artifact) -> list[Component]:
+        """What the artifact holds that only this tier can read (a PyInstaller archive, a
+        disk image), for its SBOM; the core already reads zip, tar, ar and the registered
+        `archive_readers` for `*.dist-info`, dpkg status and conda packages. It must read
+        the artifact itself, never the build's inputs: `gradient verify` calls it again."""
+        return []
 
     def deliver(self, options: OptionsT, artifact: Artifact, project_root: Path) -> list[Path]:
         """After promotion: place the verified artifact where the user asked (e.g. vendoring)."""

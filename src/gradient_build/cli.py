@@ -7,7 +7,7 @@ import signal
 import sys
 from types import FrameType
 
-from . import cli_build, cli_info, cli_scale  # noqa: F401  (their commands register on the app)
+from . import cli_build, cli_info, cli_sbom, cli_scale  # noqa: F401  (their commands register)
 from .cli_app import app, hoist_globals, state
 from .errors import GradientError, Stopped
 

@@ -101,6 +101,8 @@ def verify(tier: TierOpt = None, require_run: RequireRunOpt = None,
     Each listed file is first compared with its sha256 in the manifest: a changed or
     missing artifact fails, it is not re-proved as whatever happens to be there now.
     """
+    from .attest import fold_problems
+    from .attest import problems as attestation_problems
     from .outputs import artifacts_from_manifest, read_manifest, tampered
 
     run_required = must_run(require_run)
@@ -128,6 +130,8 @@ def verify(tier: TierOpt = None, require_run: RequireRunOpt = None,
                 verdict = engine.verify_artifact(node, artifacts[node.tier], {
                     d: artifacts[d] for d in node.needs if d in artifacts})
                 results[node.tier] = verdict.to_json() | {"verified": verdict.verified}
+                results[node.tier] = fold_problems(results[node.tier], attestation_problems(
+                    session.project.root, manifest, artifacts[node.tier]))  # SBOM, provenance
                 if verdict.ok and not verdict.verified and run_required:
                     results[node.tier] |= {"ok": False, "problem": (
                         f"checked but not run ({verdict.why}); a run is required "

@@ -21,13 +21,14 @@ import json
 import os
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .artifact import Artifact, Verdict
+from .artifact import Artifact, Role, Verdict
 from .atomic import write_text_atomic
 from .cache import Entry
 from .errors import BuildFailed
@@ -151,22 +152,47 @@ def promote(project_root: Path, out_dir: Path, project: dict[str, str],
     clean_leftovers(out_dir)
     token = uuid.uuid4().hex[:8]
     staged_dirs: dict[str, Path] = {}
+    extras: dict[str, list[dict[str, Any]]] = {}
     for outcome in outcomes:
         staged = staged_dirs[outcome.tier] = out_dir / f".staging-{token}-{outcome.tier}"
         for rel, _role in outcome.entry.artifact.files():
             _place(outcome.entry.artifact.root / rel, staged / rel)
+        extras[outcome.tier] = _attest(project_root, project, outcome, staged)
     with uninterruptible():  # a signal now waits until dist/gradient/ is consistent again
         for tier, staged in staged_dirs.items():
             old = out_dir / f".old-{token}-{tier}"
             swap_in(staged, out_dir / tier, old)
             shutil.rmtree(old, ignore_errors=True)
-        return _commit(project_root, out_dir, project, outcomes, states or {}, current)
+        return _commit(project_root, out_dir, project, outcomes, states or {}, current, extras)
+
+
+def _attest(project_root: Path, project: dict[str, str], outcome: Outcome,
+            staged: Path) -> list[dict[str, Any]]:
+    """Write the SBOM and provenance of `outcome` into its staged directory (attest.py):
+    the manifest items they become, without their path (it is the tier's)."""
+    from .attest import attestations
+    from .provenance import git_commit
+
+    items: list[dict[str, Any]] = []
+    entry = outcome.entry
+    started = time.monotonic()
+    docs = attestations(entry.artifact, entry.key, entry.digests, project,
+                        git_commit(project_root))
+    for doc in docs:
+        (staged / doc.rel).write_text(doc.text)
+        items.append({"tier": outcome.tier, "role": doc.role, "rel": doc.rel,
+                      "sha256": file_digest(staged / doc.rel),
+                      "size": (staged / doc.rel).stat().st_size, "cached": outcome.cached,
+                      "key": entry.key})
+    items[0]["seconds"] = round(time.monotonic() - started, 3)  # what both cost this run
+    return items
 
 
 def _commit(project_root: Path, out_dir: Path, project: dict[str, str],
             outcomes: list[Outcome], states: dict[str, dict[str, Any]],
-            current: Callable[[list[str]], dict[str, str | None]] | None) -> dict[str, Any]:
-    manifest = _manifest(project_root, out_dir, project, outcomes)
+            current: Callable[[list[str]], dict[str, str | None]] | None,
+            extras: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    manifest = _manifest(project_root, out_dir, project, outcomes, extras or {})
     _mark_states(manifest, outcomes, states, current)
     write_text_atomic(out_dir / "SHA256SUMS", "".join(
         f"{a['sha256']}  {Path(a['path']).relative_to(_rel(project_root, out_dir)).as_posix()}\n"
@@ -183,7 +209,8 @@ def _rel(project_root: Path, path: Path) -> Path:
 
 
 def _manifest(project_root: Path, out_dir: Path, project: dict[str, str],
-              outcomes: list[Outcome]) -> dict[str, Any]:
+              outcomes: list[Outcome], extras: dict[str, list[dict[str, Any]]]
+              ) -> dict[str, Any]:
     built = {o.tier for o in outcomes}
     kept = [a for a in read_manifest(out_dir).get("artifacts", [])
             if a.get("tier") not in built and (project_root / a["path"]).exists()]
@@ -204,6 +231,10 @@ def _manifest(project_root: Path, out_dir: Path, project: dict[str, str],
                     item["verify"] = outcome.verdict.to_json()
                 item.update({k: v for k, v in artifact.meta.items() if k not in item})
             entries.append(item)
+        for extra in extras.get(outcome.tier, []):
+            rel = extra["rel"]
+            entries.append({k: v for k, v in extra.items() if k != "rel"} | {
+                "path": (_rel(project_root, out_dir) / outcome.tier / rel).as_posix()})
     from .registry import backends  # through the entry points: gradient order, stable
 
     rank = {name: backend.rank for name, backend in backends().items()}
@@ -253,7 +284,7 @@ def artifacts_from_manifest(project_root: Path, manifest: dict[str, Any]) -> dic
                      "key", "stale"}
             meta = {k: v for k, v in item.items() if k not in known}
             found[tier] = Artifact(tier, root, rel, {}, meta)
-        else:
+        elif item["role"] not in (Role.SBOM, Role.PROVENANCE):  # about the artifact, not of it
             found[tier].roles[rel] = item["role"]
     return found
 

@@ -1,0 +1,152 @@
+"""Each promoted artifact's SBOM and provenance: written at promotion, checked by verify.
+
+Promotion is the one place every tier's artifact passes, cached or not, so no tier and no
+engine step has to remember to do this. The SBOM depends only on the artifact's bytes, so it
+is computed once per cache entry and kept beside it (a cache hit copies it); the provenance
+is made from the entry's recorded key inputs, which describe the build that made the bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .artifact import ArchiveReader, Artifact, Meta
+from .atomic import write_text_atomic
+from .errors import BuildFailed, GradientError
+from .inventory import Component, Memo
+from .provenance import provenance_name, statement, subject_problems
+from .sbom import ATTESTATION_ROLES, collect, differences, document, sbom_name, validate
+from .sources import file_digest
+
+_documents: dict[tuple[str, str, str, int], str] = {}
+"""SBOMs made in this process, by artifact digest, project and epoch (a long-lived caller
+promotes the same entries again)."""
+
+
+@dataclass
+class Attestation:
+    rel: str
+    role: str
+    text: str
+
+
+def _tiers() -> tuple[dict[str, Any], tuple[ArchiveReader, ...]]:
+    from .registry import backends
+
+    found = backends()
+    return found, tuple(r for b in found.values() for r in b.archive_readers)
+
+
+def _hook(tier: str, found: dict[str, Any]) -> Callable[[Artifact], list[Component]] | None:
+    backend = found.get(tier)
+    hook = getattr(backend, "inventory", None)
+    return hook if callable(hook) else None
+
+
+def components(artifact: Artifact, memo: Memo | None = None) -> list[Component]:
+    """What the artifact holds: the generic readers and its tier's own `inventory`."""
+    found, readers = _tiers()
+    try:
+        return collect(artifact, _hook(artifact.tier, found), readers, memo)
+    except GradientError:
+        raise
+    except Exception as exc:  # a tier's reader failing on its own artifact: say which
+        raise BuildFailed(f"{artifact.tier}: cannot list what {artifact.primary} holds for its "
+                          f"SBOM: {type(exc).__name__}: {exc}") from exc
+
+
+def _memo(entry_dir: Path) -> Memo:
+    """Large nested archives' components, kept in the cache beside its objects/ (a cache
+    entry lives at CACHE/objects/xx/KEY/out); in this process only for anything else."""
+    objects = entry_dir.parent.parent
+    if objects.name == "objects" and (entry_dir / "artifact.json").exists():
+        return _memos.setdefault(str(objects), Memo(objects.parent / "sbom-archives"))
+    return _memos.setdefault("", Memo())
+
+
+_memos: dict[str, Memo] = {}
+
+
+def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]],
+                 project: dict[str, str], commit: str | None) -> list[Attestation]:
+    """The SBOM and provenance of one cached entry's artifact."""
+    entry_dir = artifact.root.parent
+    memo = entry_dir / f"sbom-{__version__}.cdx.json"
+    sha = digests[artifact.primary]["sha256"]
+    record: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads((entry_dir / "inputs.json").read_text())
+    epoch = int(record.get("epoch") or 0)
+    seen = (sha, project.get("name", ""), project.get("version", ""), epoch)
+    text = _documents.get(seen)
+    if text is None:
+        try:
+            text = memo.read_text()
+        except OSError:
+            text = document(components(artifact, _memo(entry_dir)), project,
+                            Path(artifact.primary).name, sha, epoch)
+            if (entry_dir / "artifact.json").exists():  # a cache entry: kept for the next hit
+                write_text_atomic(memo, text)
+        _documents[seen] = text
+    subjects = [(rel, digests[rel]["sha256"]) for rel, _ in artifact.files()]
+    return [Attestation(sbom_name(artifact.primary), "sbom", text),
+            Attestation(provenance_name(artifact.primary), "provenance",
+                        statement(subjects, record, key, commit,
+                                  artifact.texts(Meta.BASE_LAYERS)))]
+
+
+def problems(project_root: Path, manifest: dict[str, Any], artifact: Artifact) -> list[str]:
+    """How the promoted SBOM and provenance of `artifact` (as `artifacts_from_manifest` gives
+    it) disagree with the artifact as it is now."""
+    tier = artifact.tier
+    items = [a for a in manifest.get("artifacts", []) if a.get("tier") == tier]
+    found: list[str] = []
+    primary = (artifact.root / artifact.primary).relative_to(project_root).as_posix()
+    for role in ATTESTATION_ROLES:
+        doc = next((a for a in items if a["role"] == role), None)
+        if doc is None:
+            found.append(f"{tier} has no {role} in the manifest (built before gradient wrote "
+                         "them: build it again)")
+            continue
+        try:
+            text = (project_root / doc["path"]).read_text()
+        except OSError as exc:
+            found.append(f"{doc['path']}: {exc.strerror}")
+            continue
+        if role == "sbom":
+            try:
+                validate(text, doc["path"])
+            except BuildFailed as exc:
+                found.append(exc.message)
+                continue
+            found += [f"{primary}: {p}" for p in
+                      differences(components(artifact), text, manifest.get("project", {}))]
+            continue
+        actual = {}
+        for rel, _ in artifact.files():
+            try:
+                actual[rel] = file_digest(artifact.root / rel)
+            except OSError:
+                continue
+        found += [f"{primary}: {p}" for p in subject_problems(text, actual)]
+    return found
+
+
+def fold_problems(result: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """A verification result that also fails on the attestations' problems: the first one is
+    the problem when the run itself passed, else they follow the run's own output."""
+    if not problems:
+        return result
+    result = result | {"ok": False, "verified": False, "attestations": problems}
+    if result.get("problem"):
+        result["output"] = "\n".join([result.get("output") or "", *problems]).strip("\n")
+    else:
+        result["problem"] = problems[0]
+        result["output"] = "\n".join([*problems[1:], result.get("output") or ""]).strip("\n")
+    return result

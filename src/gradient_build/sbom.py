@@ -1,0 +1,178 @@
+"""A CycloneDX 1.6 SBOM per artifact, from what the artifact holds, and the check against it.
+
+Written with cyclonedx-python-lib's model and serializer and validated with its offline
+JSON-schema validator once per document (the schema load dominates: never per component).
+The document is reproducible: its serial number derives from the artifact's digest, its
+timestamp is SOURCE_DATE_EPOCH, components and dependencies are sorted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+import warnings
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from . import __version__
+from .artifact import ArchiveReader, Artifact, Role
+from .errors import BuildFailed
+from .inventory import Component, Memo, purl, read_file, unique
+
+ATTESTATION_ROLES = (Role.SBOM, Role.PROVENANCE)
+KIND_TYPES = {"interpreter": "application", "deb": "library", "conda": "library",
+              "python": "library", "library": "library"}
+
+
+def sbom_name(primary: str) -> str:
+    return f"{Path(primary).name}.cdx.json"
+
+
+def collect(artifact: Artifact, hook: Any, readers: Sequence[ArchiveReader],
+            memo: Memo | None = None) -> list[Component]:
+    """Every component of the artifact's files (the generic readers), plus the tier's own."""
+    found: list[Component] = []
+    for rel, role in artifact.files():
+        if role in ATTESTATION_ROLES:
+            continue
+        path = artifact.root / rel
+        if path.is_file() and not path.is_symlink():
+            found += read_file(str(path), rel, readers, memo)
+    if hook is not None:
+        found += hook(artifact)
+    return unique(found)
+
+
+def split_root(components: list[Component], name: str, version: str
+               ) -> tuple[Component, list[Component]]:
+    """The project's own component (its distribution when the artifact carries it), and
+    the rest."""
+    norm = canonicalize_name(name)
+    own = [c for c in components if c.kind == "python" and c.name == norm and c.version == version]
+    root = own[0] if own else Component("python", norm, version, purl("pypi", norm, version))
+    return root, [c for c in components if c is not root]
+
+
+def _cdx(comp: Component, root: bool = False) -> Any:
+    from cyclonedx.model import HashAlgorithm, HashType
+    from cyclonedx.model.component import Component as CdxComponent
+    from cyclonedx.model.component import ComponentType
+    from packageurl import PackageURL
+
+    licenses = []
+    if comp.license:  # an SPDX id or expression where it is one, else a named license
+        from cyclonedx.factory.license import LicenseFactory
+
+        licenses = [LicenseFactory().make_from_string(comp.license)]
+    return CdxComponent(
+        name=comp.name, version=comp.version or None, bom_ref=comp.bom_ref,
+        type=ComponentType.APPLICATION if root else ComponentType(KIND_TYPES.get(comp.kind,
+                                                                                 "library")),
+        purl=PackageURL.from_string(comp.purl),
+        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=comp.sha256)] if comp.sha256 else [],
+        licenses=licenses)
+
+
+def document(components: list[Component], project: dict[str, str], artifact_name: str,
+             artifact_sha256: str, epoch: int) -> str:
+    """The SBOM's JSON text, validated against the CycloneDX 1.6 schema."""
+    from cyclonedx.model import Property
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component as CdxComponent
+    from cyclonedx.model.component import ComponentType
+    from cyclonedx.output.json import JsonV1Dot6
+
+    root, rest = split_root(components, project.get("name", ""), project.get("version", ""))
+    tool = CdxComponent(name="gradient-build", version=__version__,
+                        type=ComponentType.APPLICATION)
+    root_cdx = _cdx(root, root=True)
+    meta = BomMetaData(component=root_cdx,
+                       timestamp=datetime.fromtimestamp(epoch, UTC),
+                       properties=[Property(name="gradient:artifact", value=artifact_name),
+                                   Property(name="gradient:artifact:sha256",
+                                            value=artifact_sha256)])
+    meta.tools.components.add(tool)
+    bom = Bom(metadata=meta,
+              serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"gradient:{artifact_sha256}"))
+    by_ref: dict[str, Any] = {root.bom_ref: root_cdx}
+    for comp in rest:
+        cdx = _cdx(comp)
+        bom.components.add(cdx)
+        by_ref[comp.bom_ref] = cdx
+    names: dict[tuple[str, str], list[str]] = {}
+    for comp in [root, *rest]:
+        names.setdefault((comp.kind, comp.name), []).append(comp.bom_ref)
+    for comp in [root, *rest]:
+        deps = [by_ref[r] for d in comp.depends for r in names.get((comp.kind, d), [])
+                if r != comp.bom_ref]
+        bom.register_dependency(by_ref[comp.bom_ref], deps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = str(JsonV1Dot6(bom).output_as_string(indent=2)) + "\n"
+    validate(text, artifact_name)
+    return text
+
+
+@functools.cache
+def _validator() -> Any:
+    """The schema loads once per process (over a second); each document then takes ~0.1 s."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    return JsonStrictValidator(SchemaVersion.V1_6)
+
+
+def validate(text: str, what: str) -> None:
+    """One schema validation of a whole document (cyclonedx-python-lib, offline)."""
+    error = _validator().validate_str(text)
+    if error is not None:
+        raise BuildFailed(f"the SBOM of {what} does not validate against CycloneDX 1.6: {error}")
+
+
+def listed(text: str) -> list[dict[str, Any]]:
+    """The root component and every component of an SBOM's JSON, as plain dicts."""
+    data = json.loads(text)
+    root = data.get("metadata", {}).get("component")
+    return [c for c in [root, *data.get("components", [])] if c]
+
+
+def _identity(item: dict[str, Any]) -> tuple[str, str]:
+    sha = next((h["content"] for h in item.get("hashes", []) if h.get("alg") == "SHA-256"), "")
+    return str(item.get("bom-ref", "")), sha
+
+
+def differences(found: Iterable[Component], text: str, project: dict[str, str]) -> list[str]:
+    """What the artifact holds that the SBOM does not list, and what it lists that is not
+    there: each as a sentence naming the component."""
+    root, rest = split_root(list(found), project.get("name", ""), project.get("version", ""))
+    inside = {(c.bom_ref, c.sha256): c for c in [root, *rest]}
+    said = {_identity(item): item for item in listed(text)}
+    problems = [f"it holds {c.label} ({c.where or c.purl}) that its SBOM does not list"
+                for key, c in sorted(inside.items()) if key not in said]
+    problems += [f"its SBOM lists {item.get('name')}=={item.get('version')} "
+                 f"({item.get('purl')}) that it does not hold"
+                 for key, item in sorted(said.items()) if key not in inside]
+    return problems
+
+
+def query(items: Iterable[tuple[str, str, str]], name: str, version: str | None
+          ) -> list[dict[str, Any]]:
+    """(tier, SBOM path, SBOM text) -> the components named `name` (and `version`)."""
+    norm = canonicalize_name(name)
+    hits: list[dict[str, Any]] = []
+    for tier, path, text in items:
+        for item in listed(text):
+            if canonicalize_name(str(item.get("name", ""))) != norm and item.get("name") != name:
+                continue
+            if version is not None and item.get("version") != version:
+                continue
+            hits.append({"tier": tier, "sbom": path, "name": item.get("name"),
+                         "version": item.get("version"), "purl": item.get("purl"),
+                         "bom-ref": item.get("bom-ref"), "sha256": _identity(item)[1]})
+    return hits
+
