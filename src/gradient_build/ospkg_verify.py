@@ -128,7 +128,7 @@ def changes(upper: Path, lower: Path, ignore: Sequence[str] = ()) -> list[str]:
                 found.append(f"/{rel} (removed)")  # an empty folder the package also shipped
                 # (dpkg removes /opt with the last package in it) is not a loss
         elif stat.S_ISDIR(info.st_mode):
-            if not (lower / rel).is_dir():
+            if not (lower / rel).is_dir() and not any(s.startswith(f"{rel}/") for s in skip):
                 found.append(f"/{rel}/")
         else:
             found.append(f"/{rel}")
