@@ -122,7 +122,7 @@ def test_a_onefile_exe_payload_is_a_config_error(tmp_path: Path, cache_dir: Path
     proc = build(project, cache_dir, "--no-verify")
     assert proc.returncode == 2
     out = proc.stdout + proc.stderr
-    assert "gradient.toml:12: tiers.deb.payload" in out and 'mode = \\"onedir\\"' in out
+    assert "gradient.toml:11: tiers.deb.payload" in out and 'mode = \\"onedir\\"' in out
 
 
 @pytest.fixture(scope="module")

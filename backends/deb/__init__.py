@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from gradient_build.backend import (
     JSON,
@@ -29,6 +28,7 @@ from gradient_build.backend import (
 )
 from gradient_build.helpers import (
     OsTransaction,
+    PackageOptions,
     build_os_package,
     prove_os_package,
     scripts_key,
@@ -51,22 +51,7 @@ TAG = re.compile(r"^([EWIPXO]): \S+(?: [a-z]+)?: (\S+)(.*)$")
 
 
 @dataclass
-class DebOptions:
-    payload: Literal["tarball", "exe"] = doc(
-        "what goes under /opt/<name>: the tarball tier's tree (depends on the system's "
-        "python3) or the exe tier's onedir folder ([tiers.exe] mode = \"onedir\"; it brings "
-        "its own Python and depends on libc6)", "tarball")
-    depends: list[str] = doc("more Depends, in Debian's syntax ('libpq5 (>= 15)')", [])
-    conflicts: list[str] = doc("Conflicts, in Debian's syntax", [])
-    replaces: list[str] = doc("Replaces, in Debian's syntax", [])
-    maintainer: str = doc("Maintainer, 'Name <email>' (default: the project's first author)",
-                          "")
-    section: str = doc("Section (default: utils)", "")
-    scripts: dict[str, str] = doc(
-        "maintainer scripts: preinstall, postinstall, preremove, postremove = a file "
-        "relative to the project", {})
-    service: bool = doc("also install a systemd unit running the app (not enabled)", False)
-    service_args: list[str] = doc("arguments the service gives the app", [])
+class DebOptions(PackageOptions):
     lintian: bool = doc("run lintian on the package: its errors fail the build, its warnings "
                         "are listed in the manifest", True)
 

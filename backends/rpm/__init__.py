@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from gradient_build.backend import (
     JSON,
@@ -30,6 +29,7 @@ from gradient_build.backend import (
 )
 from gradient_build.helpers import (
     OsTransaction,
+    PackageOptions,
     build_os_package,
     minimal_env,
     prove_os_package,
@@ -46,21 +46,7 @@ DEFAULT_DBPATH = "/var/lib/rpm"
 
 
 @dataclass
-class RpmOptions:
-    payload: Literal["tarball", "exe"] = doc(
-        "what goes under /opt/<name>: the tarball tier's tree (requires the system's "
-        "python3) or the exe tier's onedir folder ([tiers.exe] mode = \"onedir\"; it brings "
-        "its own Python and requires glibc)", "tarball")
-    depends: list[str] = doc("more Requires, in RPM's syntax ('libpq >= 15')", [])
-    conflicts: list[str] = doc("Conflicts, in RPM's syntax", [])
-    replaces: list[str] = doc("Obsoletes, in RPM's syntax", [])
-    maintainer: str = doc("Packager, 'Name <email>' (default: the project's first author)", "")
-    section: str = doc("Group (default: Applications)", "")
-    scripts: dict[str, str] = doc(
-        "scriptlets: preinstall, postinstall, preremove, postremove = a file relative to "
-        "the project", {})
-    service: bool = doc("also install a systemd unit running the app (not enabled)", False)
-    service_args: list[str] = doc("arguments the service gives the app", [])
+class RpmOptions(PackageOptions):
     dbpath: str = doc("install into a separate rpmdb at this path (e.g. '/opt/<org>/rpmdb'), "
                       "apart from the system's; verification uses it too", "")
 
@@ -74,7 +60,6 @@ class RpmBackend(Backend[RpmOptions]):
     tools = (NFPM, PATCHELF, RPM, DEBOOTSTRAP)
     Options = RpmOptions
     uses_sources = False  # the payload comes in artifacts; scripts are keyed in key_extra
-    verify_options = frozenset({"dbpath"})
     needs = frozenset({"os_packages"})
     cost = 8.0
 

@@ -20,8 +20,9 @@ import; the modules these come from are internal. Grouped by what they are for:
 - shared directories under gradient's cache: `build_once` (fill beside, rename in),
   `remove_tree` (unmounting what an interrupted debootstrap left);
 - OS packages (deb, rpm): `package_name`, `package_version` (PEP 440 -> the `~`/`+` forms
-  dpkg and rpm sort alike), `build_os_package` (payload under /opt/<name>, control fields from
-  the wheel's METADATA, nfpm.yaml, nfpm), `scripts_key`; to prove one: `debian_suites` and
+  dpkg and rpm sort alike), `PackageOptions` (the tables' shared options), `build_os_package`
+  (payload under /opt/<name>, control fields from the wheel's METADATA, nfpm.yaml, nfpm),
+  `scripts_key`; to prove one: `prove_os_package` (each suite), built from `debian_suites`,
   `debian_userspace` (debootstrap, cached per suite), `overlay_root`, `OsInstalled`,
   `OsTransaction` and `prove_transaction` (install, smoke as non-root, remove, nothing left);
 - the build machine: `build_paths`, `venv_prefix`, `find_paths` (a tree naming them),
@@ -37,7 +38,13 @@ from .elf import interpreter as elf_interpreter
 from .elf import walk as elf_walk
 from .entrypoints import import_lines
 from .installer import Installer, installer
-from .ospkg import build_os_package, package_name, package_version, scripts_key
+from .ospkg import (
+    PackageOptions,
+    build_os_package,
+    package_name,
+    package_version,
+    scripts_key,
+)
 from .ospkg_verify import Installed as OsInstalled
 from .ospkg_verify import Transaction as OsTransaction
 from .ospkg_verify import overlay as overlay_root
@@ -72,6 +79,7 @@ __all__ = [
     "Installer",
     "OsInstalled",
     "OsTransaction",
+    "PackageOptions",
     "build_once",
     "build_os_package",
     "build_paths",

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.parser import Parser
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -32,6 +32,7 @@ from .artifact import JSON, Artifact, Meta
 from .elf import elf_files, glibc_floor
 from .elf import read as read_elf
 from .errors import BuildFailed
+from .options import doc
 
 if TYPE_CHECKING:
     from .backend import BuildContext
@@ -471,18 +472,27 @@ def _gzip(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=9, mtime=0)
 
 
-class PackageOptions(Protocol):
-    """The options the deb and rpm tiers' tables share."""
+@dataclass
+class PackageOptions:
+    """The options the deb and rpm tiers' tables share (each tier adds its own)."""
 
-    payload: str
-    depends: list[str]
-    conflicts: list[str]
-    replaces: list[str]
-    maintainer: str
-    section: str
-    scripts: dict[str, str]
-    service: bool
-    service_args: list[str]
+    payload: Literal["tarball", "exe"] = doc(
+        "what goes under /opt/<name>: the tarball tier's tree (the package then depends on the "
+        "system's python3) or the exe tier's onedir folder ([tiers.exe] mode = \"onedir\"; "
+        "it brings its own Python and depends only on the C library)", "tarball")
+    depends: list[str] = doc("more dependencies, in the format's syntax (deb: 'libpq5 (>= "
+                             "15)', rpm: 'libpq >= 15')", [])
+    conflicts: list[str] = doc("packages this one conflicts with, in the format's syntax", [])
+    replaces: list[str] = doc("packages this one replaces (rpm: obsoletes)", [])
+    maintainer: str = doc("'Name <email>' (default: the project's first author with an "
+                          "email; a .deb needs one)", "")
+    section: str = doc("the Section (deb, default utils) or Group (rpm, default "
+                       "Applications)", "")
+    scripts: dict[str, str] = doc(
+        "maintainer scripts: preinstall, postinstall, preremove, postremove = a file "
+        "relative to the project", {})
+    service: bool = doc("also install a systemd unit running the app (not enabled)", False)
+    service_args: list[str] = doc("arguments the service gives the app", [])
 
 
 def build_os_package(ctx: BuildContext[Any], fmt: Format, nfpm: Path,
