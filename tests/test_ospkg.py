@@ -16,6 +16,7 @@ from gradient_build.ospkg import (
     Control,
     Package,
     Payload,
+    common_license,
     nfpm_config,
     package_name,
     package_version,
@@ -100,10 +101,18 @@ def test_yaml_writer_nests_lists_of_tables() -> None:
 
 
 def test_compiled_tarball_pins_the_python_minor() -> None:
-    payload = Payload("tarball", Path("/x"), "/opt/y", {}, True, python_version="3.11")
-    assert payload.depends("deb") == ["python3 (>= 3.11)", "python3 (<< 3.12)"]
+    payload = Payload("tarball", Path("/x"), "/opt/y", {}, True, python_version="3.11",
+                      glibc_floor="2.14")
+    assert payload.depends("deb") == ["python3 (>= 3.11)", "python3 (<< 3.12)",
+                                      "libc6 (>= 2.14)"]
     exe = Payload("exe", Path("/x"), "/opt/y", {}, True, glibc_floor="2.35")
     assert exe.depends("deb") == ["libc6 (>= 2.35)"] and exe.depends("rpm") == ["glibc >= 2.35"]
+
+
+def test_common_licenses_are_referred_to_not_copied() -> None:
+    assert common_license("GPL-3.0-or-later") == ("GPL-3+", "GPL-3")
+    assert common_license("LGPL-2.1-only") == ("LGPL-2.1", "LGPL-2.1")
+    assert common_license("MIT") is None and common_license("MIT OR Apache-2.0") is None
 
 
 def test_distros_become_suites() -> None:

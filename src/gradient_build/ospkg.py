@@ -176,6 +176,9 @@ class Payload:
             major, minor = self.python_version.split(".")
             below = f"{major}.{int(minor) + 1}"
             found.append(f"python3 (<< {below})" if fmt == "deb" else f"python3 < {below}")
+        if self.glibc_floor:  # compiled extensions link the C library themselves
+            found.append(f"libc6 (>= {self.glibc_floor})" if fmt == "deb"
+                         else f"glibc >= {self.glibc_floor}")
         return found
 
 
@@ -204,7 +207,8 @@ def stage_payload(artifact: Artifact, name: str, work: Path, epoch: int,
         launchers = artifact.texts(Meta.LAUNCHERS) or [f"bin/{artifact.need(Meta.LAUNCHER)}"]
         links = {f"/usr/bin/{Path(rel).name}": f"{install_dir}/{rel}" for rel in launchers}
         payload = Payload("tarball", tree, install_dir, links, bool(binaries),
-                          python_version=artifact.need(Meta.PYTHON_VERSION))
+                          python_version=artifact.need(Meta.PYTHON_VERSION),
+                          glibc_floor=glibc_floor(binaries) if binaries else None)
     set_times(tree, epoch)
     return payload
 
@@ -298,6 +302,9 @@ def _description(control: Control, name: str, payload: Payload) -> str:
     """A synopsis line, then the extended description: the long description's first
     paragraph (when it is plain text) and what the package installs."""
     summary = (control.summary or name).rstrip(".")
+    named = re.match(rf"{re.escape(name)}\s*[:,\u2013-]\s*(\S.*)", summary, re.I)
+    if named:  # "HTTPie: modern ..." -> "Modern ...": a synopsis never repeats the name
+        summary = named.group(1)[0].upper() + named.group(1)[1:]
     first = control.description.split("\n\n")[0].strip()
     plain = first and not first.startswith(("#", "<", "[", "!", "=", "..")) and len(first) < 600
     brings = ("the app with its own Python (a frozen onedir build)" if payload.kind == "exe"
@@ -433,9 +440,28 @@ def service_unit(pkg: Package, script: str, args: Sequence[str]) -> str:
         "[Install]", "WantedBy=multi-user.target", ""])
 
 
+# SPDX names whose text every Debian system has in /usr/share/common-licenses (Debian
+# policy 12.5: refer to it there, never copy it; lintian makes that an error for the GPLs).
+COMMON_LICENSES = {"GPL-1.0": "GPL-1", "GPL-2.0": "GPL-2", "GPL-3.0": "GPL-3",
+                   "LGPL-2.0": "LGPL-2", "LGPL-2.1": "LGPL-2.1", "LGPL-3.0": "LGPL-3",
+                   "Apache-2.0": "Apache-2.0", "MPL-1.1": "MPL-1.1", "MPL-2.0": "MPL-2.0",
+                   "CC0-1.0": "CC0-1.0", "GFDL-1.2": "GFDL-1.2", "GFDL-1.3": "GFDL-1.3"}
+
+
+def common_license(expression: str) -> tuple[str, str] | None:
+    """(Debian's short name, its file under /usr/share/common-licenses) for a single SPDX
+    license Debian ships the text of: 'GPL-3.0-or-later' -> ('GPL-3+', 'GPL-3')."""
+    found = re.fullmatch(r"([A-Za-z]+-\d\.\d)(-only|-or-later|\+)?", expression.strip())
+    if not found or found.group(1) not in COMMON_LICENSES:
+        return None
+    file = COMMON_LICENSES[found.group(1)]
+    later = found.group(2) in ("-or-later", "+")
+    return (f"{file}+" if later else file), file
+
+
 def copyright_text(pkg: Package, wheel: Path) -> str:
-    """A machine-readable debian/copyright naming the license and holding its text (the
-    license files the wheel ships)."""
+    """A machine-readable debian/copyright naming the license: a reference to Debian's copy
+    of a common license, else the license files the wheel ships."""
     texts = []
     with zipfile.ZipFile(wheel) as zf:
         for item in sorted(zf.namelist()):
@@ -445,6 +471,11 @@ def copyright_text(pkg: Package, wheel: Path) -> str:
                         ("LICEN", "COPYING")))):
                 texts.append(zf.read(item).decode("utf-8", "replace"))
     license_name = pkg.control.license or "unknown"
+    common = common_license(license_name)
+    if common:
+        license_name = common[0]
+        texts = [f"On Debian systems, the complete text of this license can be found in "
+                 f"/usr/share/common-licenses/{common[1]}."]
     body = "\n".join(" " + (line if line.strip() else ".")
                      for text in texts for line in text.strip().splitlines())
     lines = ["Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/",
