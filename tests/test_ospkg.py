@@ -16,13 +16,13 @@ from gradient_build.ospkg import (
     Control,
     Package,
     Payload,
-    common_license,
     nfpm_config,
     package_name,
     package_version,
     to_yaml,
     wheel_control,
 )
+from gradient_build.ospkg_build import common_license
 from gradient_build.ospkg_verify import changes, suites
 
 # In PEP 440 order, lowest first (and one epoch above them all).

@@ -4,6 +4,7 @@ it and nothing of it may be left."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -166,3 +167,12 @@ def test_manifest_lists_the_recipe(tarball_deb: Path) -> None:
     roles = {a["path"].rsplit("/", 1)[-1]: a["role"] for a in manifest(tarball_deb)["artifacts"]
              if a["tier"] == "deb"}
     assert roles == {"hello-app_0.1.0-1_all.deb": "artifact", "nfpm.yaml": "recipe"}
+
+
+def test_gradient_tiers_lists_both_with_their_tools(tmp_path: Path) -> None:
+    proc = run_gradient(tmp_path, "tiers", "--json", cache_dir=tmp_path / "cache")
+    tiers = {t["tier"]: t for t in json.loads(proc.stdout)}
+    assert tiers["deb"]["rank"] == 70 and tiers["rpm"]["rank"] == 75
+    assert tiers["conda"]["rank"] < 70 and tiers["oci"]["rank"] > 75
+    assert {"nfpm", "lintian", "dpkg", "debootstrap"} <= {t["name"] for t in tiers["deb"]["tools"]}
+    assert {"nfpm", "rpm"} <= {t["name"] for t in tiers["rpm"]["tools"]}

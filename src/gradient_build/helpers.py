@@ -38,13 +38,8 @@ from .elf import interpreter as elf_interpreter
 from .elf import walk as elf_walk
 from .entrypoints import import_lines
 from .installer import Installer, installer
-from .ospkg import (
-    PackageOptions,
-    build_os_package,
-    package_name,
-    package_version,
-    scripts_key,
-)
+from .ospkg import package_name, package_version
+from .ospkg_build import PackageOptions, build_os_package, scripts_key
 from .ospkg_verify import Installed as OsInstalled
 from .ospkg_verify import Transaction as OsTransaction
 from .ospkg_verify import overlay as overlay_root
