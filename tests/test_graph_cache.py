@@ -243,7 +243,7 @@ def test_an_installed_wheel_finds_every_backend(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     tiers, broken, core_file, pex_file = json.loads(ran.stdout)
     assert tiers == sorted(["copy", "sdist", "wheel", "pex", "tarball", "exe", "conda", "oci",
-                            "vm", "mpy"])
+                            "vm", "mpy", "deb", "rpm"])
     assert broken == {}
     assert core_file.startswith(str(site)) and pex_file.startswith(str(site))
 

@@ -55,6 +55,8 @@ class _Context(Generic[OptionsT]):
     emit: Callable[[Event], None]
     cache_dir: Path
     config_file: Path
+    distros: tuple[str, ...] = ()
+    """`[target] distros`: the userspaces ('debian:bookworm') a tier verifies in, if it can."""
 
     def tool_cache(self, name: str) -> Path:
         """A directory for a tool's own cache (base images, downloads), kept across builds."""

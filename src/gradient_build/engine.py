@@ -266,7 +266,8 @@ class Engine:
                 tier=node.tier, project=self.project, app=self.app, options=node.options,
                 inputs={d: e.artifact for d, e in inputs.items()}, env=dict(self.env),
                 run=runner, emit=self.emit, cache_dir=self.cache.root,
-                config_file=self.config.path, work=work / "scratch", out=out)
+                config_file=self.config.path, work=work / "scratch", out=out,
+                distros=self.config.target.distros)
             ctx.work.mkdir()
             artifact = node.backend.build(ctx)
             self._check_artifact(node, artifact)
@@ -360,7 +361,8 @@ class Engine:
             tier=node.tier, project=self.project, app=self.app, options=node.options,
             inputs=inputs, env=dict(self.env), run=runner, emit=self.emit,
             cache_dir=self.cache.root, config_file=self.config.path,
-            smoke=smoke_for(self.config, self.project), sandbox=sandbox)
+            smoke=smoke_for(self.config, self.project), sandbox=sandbox,
+            distros=self.config.target.distros)
         started = time.monotonic()
         try:
             verdict = node.backend.verify(ctx, artifact)

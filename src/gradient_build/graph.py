@@ -109,9 +109,10 @@ def backend_identity(module_name: str, qualname: str) -> str:
 def verify_key(node: Node, config: Config, key: str) -> str:
     """What a verification's result depends on: the artifact, the smoke, and what runs it."""
     options = as_dict(node.options)
+    where = {"distros": list(config.target.distros)} if config.target.distros else {}
     return digest_of({"key": key, "verify": dataclasses.asdict(config.verify),
                       "options": {k: options.get(k) for k in sorted(node.backend.verify_options)},
-                      "environment": node.backend.verify_environment(node.options)})
+                      "environment": node.backend.verify_environment(node.options), **where})
 
 
 def explain(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:

@@ -19,6 +19,12 @@ import; the modules these come from are internal. Grouped by what they are for:
   `elf_walk` (the shared libraries a binary loads, resolved the way the loader does);
 - shared directories under gradient's cache: `build_once` (fill beside, rename in),
   `remove_tree` (unmounting what an interrupted debootstrap left);
+- OS packages (deb, rpm): `package_name`, `package_version` (PEP 440 -> the `~`/`+` forms
+  dpkg and rpm sort alike), `PackageOptions` (the tables' shared options), `build_os_package`
+  (payload under /opt/<name>, control fields from the wheel's METADATA, nfpm.yaml, nfpm),
+  `scripts_key`; to prove one: `prove_os_package` (each suite), built from `debian_suites`,
+  `debian_userspace` (debootstrap, cached per suite), `overlay_root`, `OsInstalled`,
+  `OsTransaction` and `prove_transaction` (install, smoke as non-root, remove, nothing left);
 - the build machine: `build_paths`, `venv_prefix`, `find_paths` (a tree naming them),
   `hide_prefix` (whether runs can hide them), `file_digest`.
 """
@@ -32,6 +38,15 @@ from .elf import interpreter as elf_interpreter
 from .elf import walk as elf_walk
 from .entrypoints import import_lines
 from .installer import Installer, installer
+from .ospkg import package_name, package_version
+from .ospkg_build import PackageOptions, build_os_package, scripts_key
+from .ospkg_verify import Installed as OsInstalled
+from .ospkg_verify import Transaction as OsTransaction
+from .ospkg_verify import overlay as overlay_root
+from .ospkg_verify import prove as prove_transaction
+from .ospkg_verify import prove_os_package
+from .ospkg_verify import suites as debian_suites
+from .ospkg_verify import userspace as debian_userspace
 from .pyenv import (
     PIP,
     fetch_wheelhouse,
@@ -57,9 +72,15 @@ __all__ = [
     "PIP",
     "UV",
     "Installer",
+    "OsInstalled",
+    "OsTransaction",
+    "PackageOptions",
     "build_once",
+    "build_os_package",
     "build_paths",
     "command_in_env",
+    "debian_suites",
+    "debian_userspace",
     "elf_files",
     "elf_interpreter",
     "elf_walk",
@@ -76,11 +97,17 @@ __all__ = [
     "lddtree",
     "minimal_env",
     "offline_install",
+    "overlay_root",
+    "package_name",
+    "package_version",
     "pep517_build",
+    "prove_os_package",
+    "prove_transaction",
     "remove_tree",
     "repack_tar_gz",
     "runtime_requirements",
     "safe_extract",
+    "scripts_key",
     "stage",
     "tail",
     "tree_entries",
@@ -90,5 +117,5 @@ __all__ = [
     "wheel_has_binaries",
     "wheel_is_pure_tag",
     "wheel_top_level",
-    "write_tar"
+    "write_tar",
 ]
