@@ -7,7 +7,7 @@ import signal
 import sys
 from types import FrameType
 
-from . import cli_build, cli_info  # noqa: F401  (their commands register on the app)
+from . import cli_advise, cli_build, cli_info  # noqa: F401  (their commands register on the app)
 from .cli_app import app, hoist_globals, state
 from .errors import GradientError, Stopped
 

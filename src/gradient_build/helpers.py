@@ -13,6 +13,8 @@ import; the modules these come from are internal. Grouped by what they are for:
 - launchers: `entry_code` (Python that runs 'module:function' as a console script would, or
   only checks it under GRADIENT_ENTRY_CHECK=1), `import_lines` (just its imports),
   `command_in_env` (the smoke as a command inside an installed environment);
+- modules: `third_party_imports` (what a module imports beyond the standard library, and
+  whether at import time or lazily inside a function, from its AST);
 - archives: `write_tar`, `tree_entries`, `repack_tar_gz` (reproducible), `safe_extract`;
 - ELF files (pyelftools, never running ldd on what we ship): `is_elf`, `elf_files`,
   `elf_interpreter` (PT_INTERP), `glibc_floor` (the newest GLIBC_x.y needed), `lddtree` and
@@ -31,6 +33,7 @@ from .elf import elf_files, glibc_floor, is_elf, lddtree
 from .elf import interpreter as elf_interpreter
 from .elf import walk as elf_walk
 from .entrypoints import import_lines
+from .imports import ImportUse, third_party_imports
 from .installer import Installer, installer
 from .pyenv import (
     PIP,
@@ -56,6 +59,7 @@ __all__ = [
     "PASSED_THROUGH",
     "PIP",
     "UV",
+    "ImportUse",
     "Installer",
     "build_once",
     "build_paths",
@@ -83,6 +87,7 @@ __all__ = [
     "safe_extract",
     "stage",
     "tail",
+    "third_party_imports",
     "tree_entries",
     "uv_path",
     "venv_prefix",
