@@ -117,6 +117,11 @@ def walk(subject: Subject, target: Target, facts: dict[str, ProjectFact],
             steps.append(Step(name, False, str(skips[name])))
         else:
             reason = _fit_words(backend.needs, target, facts) or f"needs only {backend.target}"
+            lazy = facts.get("lazy_imports")
+            if lazy and isinstance(lazy.value, list) and "stdlib_only" in named:
+                reason += (f"; its {len(lazy.value)} lazy imports ({lazy.source}, ...) run only "
+                           f"when called, so it is still a {name}: [tiers.{name}] allow lists "
+                           "them (gradient init writes it)")
             chosen = chosen or name
             steps.append(Step(name, True, reason))
     return chosen, steps

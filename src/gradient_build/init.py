@@ -14,6 +14,7 @@ import dataclasses
 import json
 import sys
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,11 +105,14 @@ def _tier_tables(subject: Subject, advice: Advice, chosen: str) -> list[str]:
             continue
         if not fields:
             continue
-        lines.append(f"# [tiers.{name}]")
+        lines.append(f"# [tiers.{name}]" + ("" if name == chosen else
+                                             f"   # {name} fits too: `gradient build -t {name}`"))
         for item in fields:
             value = _toml_value(item)
             if value is not None:
-                lines.append(f"# {item.name} = {value}   # {item.metadata.get('doc', '')}"[:200])
+                lines += [f"#   {text}" for text in textwrap.wrap(
+                    str(item.metadata.get("doc", "")), 90)]
+                lines.append(f"# {item.name} = {value}")
         lines.append("")
     return lines
 

@@ -225,7 +225,8 @@ def _known_wheels(root: Path, config: Config) -> dict[str, list[bool]]:
 
 
 def _scripts(found: dict[str, ProjectFact], project: Project, app: App, meta: str) -> None:
-    source = "the package metadata (entry_points.txt, from " + meta + ")"
+    source = (f"the package metadata (entry_points.txt, from {meta})" if project.buildable
+              else "a module without build configuration declares no console scripts")
     if project.scripts:
         names = sorted(project.scripts)
         _fact(found, "app", True, f"an app: console script{'s' if len(names) > 1 else ''} "
