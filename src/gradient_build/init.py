@@ -76,6 +76,10 @@ def _verify(subject: Subject, found: list[str]) -> list[str]:
     modules = project.top_level or [project.import_name]
     if not project.buildable and subject.config.app.module:
         modules = [Path(subject.config.app.module).stem]
+    if project.scripts:
+        count = len(project.scripts)
+        found.append(f"{count} console script{'s' if count > 1 else ''}: "
+                     f"{', '.join(sorted(project.scripts))}; using {app.script}")
     if app.entry and project.buildable:
         args, expect, said = _real_run(subject, app.script or project.name, project.version)
         found.append(said)
