@@ -7,6 +7,7 @@ a user runs it: its --json shape, exit codes, facts with their sources, and --bu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from conftest import EXAMPLES, IGNORED
 
 from gradient_build.advise import Contradictory, advise
 from gradient_build.advise_open import Subject, open_subject
+from gradient_build.backend import Backend, NoOptions
 from gradient_build.facts import CONTRADICTIONS
 from gradient_build.registry import backends
 
@@ -46,6 +48,7 @@ RUNGS = [  # (example, target answers, recommended tier): every rung of the grad
     ("hello-app", {"virtualenv": False}, "tarball"),
     ("hello-app", {"python": False}, "exe"),
     ("pure-package", {"python": False, "conda": True}, "conda"),
+    ("hello-app", {"conda": True}, "conda"),  # the target's own installer comes first
     ("hello-app", {"own_userspace": True}, "oci"),
     ("hello-app", {"own_kernel": True}, "vm"),
     ("micro-morse", {"microcontroller": True}, "mpy"),
@@ -66,7 +69,32 @@ def test_each_rung(subjects: dict[str, Subject], example: str, answers: dict[str
     order = [s.tier for s in advice.steps]
     assert order == list(backends())  # every tier, in gradient order
     before = order[: order.index(tier)]
-    assert all(not s.fits and s.reason for s in advice.steps if s.tier in before)
+    assert all(s.reason for s in advice.steps)
+    lighter = [s.tier for s in advice.steps if s.tier in before and s.fits]
+    assert lighter == ([] if not answers.get("conda") else [
+        a.tier for a in advice.alternatives if a.tier in before])  # only before a preference
+
+
+class DebLike(Backend[NoOptions]):
+    """A tier written elsewhere: it slots into the walk by what it declares, nothing more."""
+
+    name = "deb"
+    rank = 70
+    target = "Debian with dpkg and a Python"
+    needs = frozenset({"python", "os_packages"})
+
+
+def test_a_new_tier_slots_in_by_its_needs(subjects: dict[str, Subject]) -> None:
+    subject = subjects["hello-app"]
+    tiers = sorted({**subject.backends, "deb": DebLike()}.items(), key=lambda i: i[1].rank)
+    with_deb = dataclasses.replace(subject, backends=dict(tiers))
+    advice = advise(with_deb, subject.config.target.answered({"os_packages": True}, "flag"))
+    assert advice.recommended == "deb"
+    assert "pex" in [a.tier for a in advice.alternatives]
+    plain = advise(with_deb, subject.config.target)
+    deb = next(s for s in plain.steps if s.tier == "deb")
+    assert not deb.fits and "installs no OS packages" in deb.reason
+    assert deb.change == "if the target installs .deb or .rpm packages"
 
 
 def test_reasons_alternatives_and_what_would_change(subjects: dict[str, Subject]) -> None:

@@ -74,7 +74,8 @@ def effective(target: Target) -> Target:
 
 def advise(subject: Subject, target: Target) -> Advice:
     """The advice, or Contradictory when the facts given cannot all hold."""
-    facts = gather(subject.project, subject.app, subject.config, subject.backends)
+    facts = gather(subject.project, subject.app, subject.config, subject.backends,
+                   subject.cache_dir)
     flags = {n: f.value for n, f in facts.items() if isinstance(f.value, bool)}
     clashes = contradictions(target, flags, {n: f.source for n, f in facts.items()})
     if clashes:
@@ -101,6 +102,8 @@ def walk(subject: Subject, target: Target, facts: dict[str, ProjectFact],
     steps: list[Step] = []
     chosen: str | None = None
     exclusive = [f.name for f in target.known.values() if f.exclusive and target.has(f.name)]
+    preferred = {f.name for f in target.known.values() if f.prefer and target.has(f.name)}
+    preferred_fits: set[str] = set()
     for name, backend in subject.backends.items():
         named = {w for need in backend.needs for w in need.split("|")}
         outside = [f for f in exclusive if f not in named]
@@ -122,8 +125,11 @@ def walk(subject: Subject, target: Target, facts: dict[str, ProjectFact],
                 reason += (f"; its {len(lazy.value)} lazy imports ({lazy.source}, ...) run only "
                            f"when called, so it is still a {name}: [tiers.{name}] allow lists "
                            "them (gradient init writes it)")
-            chosen = chosen or name
             steps.append(Step(name, True, reason))
+            if not chosen or (preferred and chosen not in preferred_fits and named & preferred):
+                chosen = name
+            if named & preferred:
+                preferred_fits.add(name)
     return chosen, steps
 
 

@@ -15,13 +15,16 @@ class Fact:
     """One yes/no fact about the target, with the words advise uses for either answer.
 
     An `exclusive` fact, when true, leaves only the tiers that name it in their `needs`: a
-    MicroPython board runs no CPython artifact, a VM image is all a hypervisor boots."""
+    MicroPython board runs no CPython artifact, a VM image is all a hypervisor boots. A
+    `prefer` fact, when true, names the target's own way of installing things (conda, its OS
+    packages): the first tier that names it is the advice, the lighter ones alternatives."""
 
     name: str
     has: str
     lacks: str
     default: bool = False
     exclusive: bool = False
+    prefer: bool = False
 
 
 CORE_FACTS = (
@@ -31,8 +34,9 @@ CORE_FACTS = (
          "cannot make virtual environments", True),
     Fact("system_libs", "can have system libraries preinstalled",
          "gets no system libraries preinstalled", True),
-    Fact("conda", "has conda, mamba or pixi", "has no conda"),
-    Fact("os_packages", "installs .deb or .rpm packages", "installs no OS packages"),
+    Fact("conda", "has conda, mamba or pixi", "has no conda", prefer=True),
+    Fact("os_packages", "installs .deb or .rpm packages", "installs no OS packages",
+         prefer=True),
     Fact("own_userspace", "needs the app to bring its own userspace (a container)",
          "provides a userspace", exclusive=True),
     Fact("own_kernel", "needs the app to bring its own kernel (a VM image)",

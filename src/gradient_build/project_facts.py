@@ -51,8 +51,8 @@ def _fact(found: dict[str, ProjectFact], name: str, value: bool | list[str], say
     found[name] = ProjectFact(name, value, says, source)
 
 
-def gather(project: Project, app: App, config: Config,
-           backends: dict[str, Backend[Any]]) -> dict[str, ProjectFact]:
+def gather(project: Project, app: App, config: Config, backends: dict[str, Backend[Any]],
+           cache_dir: Path | None = None) -> dict[str, ProjectFact]:
     """Every project fact, by name: those `needs` may name are booleans."""
     found: dict[str, ProjectFact] = {}
     files = sorted(project.sources.files) if project.sources else []
@@ -94,7 +94,7 @@ def gather(project: Project, app: App, config: Config,
           "has compiled extensions" if compiled else "pure Python (no compiled extensions)",
           where)
     _fact(found, "pure", not compiled, found["compiled"].says, where)
-    _dependencies(found, project, config)
+    _dependencies(found, project, cache_dir)
     _scripts(found, project, app, meta)
     _micropython(found, project, app, config, backends)
     return found
@@ -191,14 +191,15 @@ def _has_binaries(wheel: Path) -> bool:
         return any(n.endswith((".so", ".pyd", ".dylib")) or ".so." in n for n in zf.namelist())
 
 
-def _dependencies(found: dict[str, ProjectFact], project: Project, config: Config) -> None:
+def _dependencies(found: dict[str, ProjectFact], project: Project,
+                  cache_dir: Path | None) -> None:
     """The runtime requirements, and for each whether a pure wheel of it is known here."""
     needed = [r for r in project.requires if "extra ==" not in r]
     if not needed:
         _fact(found, "dependencies", [], "no runtime dependencies",
               "the package metadata (Requires-Dist)")
         return
-    wheels = _known_wheels(project.root, config)
+    wheels = _known_wheels(project.root, cache_dir)
     said = []
     for req in needed:
         name = re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0]
@@ -213,9 +214,11 @@ def _dependencies(found: dict[str, ProjectFact], project: Project, config: Confi
           "the package metadata (Requires-Dist) and the wheels fetched so far")
 
 
-def _known_wheels(root: Path, config: Config) -> dict[str, list[bool]]:
-    """Distribution name -> [is each wheel of it pure] among wheels already on this machine."""
-    places = [root / "dist" / "gradient"]
+def _known_wheels(root: Path, cache_dir: Path | None) -> dict[str, list[bool]]:
+    """Distribution name -> [is each wheel of it pure] among wheels already on this machine:
+    this project's outputs and the wheelhouse gradient's cache keeps."""
+    places = [root / "dist" / "gradient",
+              *([cache_dir / "tools" / "wheelhouse"] if cache_dir else [])]
     found: dict[str, list[bool]] = {}
     for place in places:
         for wheel in place.rglob("*.whl") if place.is_dir() else ():
