@@ -176,7 +176,9 @@ def test_the_command(example: Callable[..., Path], gradient: Gradient) -> None:
     assert data["recommended"] == "pex"
     assert advice(gradient, app, "--downloads")["recommended"] == "sdist"
     assert advice(gradient, app, "--no-python")["recommended"] == "exe"
-    assert advice(gradient, app, "--fact", "own_kernel=yes")["recommended"] == "vm"
+    vm = advice(gradient, app, "--fact", "own_kernel=yes")
+    assert vm["recommended"] == "vm"
+    assert vm["facts"]["target"]["own_kernel"]["from"] == "--fact own_kernel=yes"  # type: ignore[index]
     human = gradient(app, "advise", "--no-virtualenv")
     assert human.returncode == 0
     assert "recommended: tarball" in human.stdout

@@ -47,9 +47,11 @@ FactOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _target(flags: dict[str, bool | None], extra: list[str] | None, config: Any) -> Any:
-    given = {k: v for k, v in {**flags, **_facts(extra or [], config.target.known)}.items()
-             if v is not None}
-    return config.target.answered(given, "flag"), given
+    """[target] with the flags over it; each answer remembers which flag gave it."""
+    target = config.target.answered({k: v for k, v in flags.items() if v is not None}, "flag")
+    for name, value in _facts(extra or [], config.target.known).items():
+        target = target.answered({name: value}, f"--fact {name}={'yes' if value else 'no'}")
+    return target
 
 
 @app.command()
@@ -74,7 +76,7 @@ def advise(
                  microcontroller=microcontroller)
     try:
         subject = open_subject(state.get("config"), state.get("cache_dir"))
-        target, _ = _target(flags, fact, subject.config)
+        target = _target(flags, fact, subject.config)
         advice = walk(subject, target)
     except GradientError as err:
         fail(err)
