@@ -8,15 +8,32 @@ import subprocess
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tomli
-from conftest import EXAMPLES, manifest
+from conftest import EXAMPLES, manifest, run_gradient
 
 from gradient_build.init import help_line
 
-Gradient = Callable[..., subprocess.CompletedProcess[str]]
 REAL = Path("/work/real")
+Gradient = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def own_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """These builds keep to a cache of their own: later tests of the shared one expect to
+    build the examples themselves (a heartbeat needs a long step, not a cached one)."""
+    return tmp_path_factory.mktemp("init-cache")
+
+
+@pytest.fixture
+def gradient(own_cache: Path) -> Gradient:
+    def call(project: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        kw.setdefault("cache_dir", own_cache)
+        return run_gradient(project, *args, **kw)
+
+    return call
 
 
 def init_and_build(gradient: Gradient, project: Path, *flags: str) -> dict[str, object]:
