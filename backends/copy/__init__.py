@@ -10,7 +10,6 @@ with their line, before the run).
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import sys
@@ -32,10 +31,15 @@ from gradient_build.backend import (
     VerifyContext,
     doc,
 )
-from gradient_build.helpers import entry_code, fresh_venv, minimal_env
+from gradient_build.helpers import (
+    ImportUse,
+    entry_code,
+    fresh_venv,
+    minimal_env,
+    third_party_imports,
+)
 
 LICENSE_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "LICENSE.rst", "COPYING", "COPYING.txt")
-OPTIONAL_GUARDS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
 @dataclass
@@ -48,20 +52,12 @@ class CopyOptions:
     allow: list[str] = doc("third-party modules the copy may import lazily", [])
 
 
-@dataclass(frozen=True)
-class ImportUse:
-    module: str
-    file: str
-    line: int
-    kind: Literal["top", "lazy", "conditional"]
-
-
 class CopyBackend(Backend[CopyOptions]):
     name = "copy"
     rank = 10
     artifact = "the module file(s) with the project's LICENSE"
     target = "a compatible Python"
-    needs = frozenset({"python"})
+    needs = frozenset({"python", "single_module", "stdlib_only"})
     Options = CopyOptions
 
     def skip(self, project: Project, app: App, options: CopyOptions) -> str | None:
@@ -176,54 +172,3 @@ def module_paths(root: Path, options: CopyOptions, app_module: str | None) -> li
             raise ConfigError(f"copy: {path.relative_to(root)} is not a module file",
                               key="tiers.copy.modules")
     return paths
-
-
-def third_party_imports(path: Path, own: set[str]) -> list[ImportUse]:
-    """Imports of anything but the standard library and the copy's own modules."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    found: list[ImportUse] = []
-
-    def visit(node: ast.AST, lazy: bool, guarded: bool, conditional: bool) -> None:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if node.level == 0 and node.module else [])
-            for name in names:
-                top = name.split(".")[0]
-                if top in sys.stdlib_module_names or top in own or top == "__future__":
-                    continue
-                if guarded:
-                    continue  # optional by design (try: ... except ImportError:)
-                kind: Literal["top", "lazy", "conditional"] = (
-                    "lazy" if lazy else "conditional" if conditional else "top")
-                found.append(ImportUse(top, path.name, node.lineno, kind))
-            return
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            lazy = True
-        if isinstance(node, ast.Try | ast.TryStar):
-            catches = {n.id for h in node.handlers for n in ast.walk(h.type or ast.Name(
-                "BaseException")) if isinstance(n, ast.Name)}
-            for stmt in node.body:
-                visit(stmt, lazy, guarded or bool(catches & OPTIONAL_GUARDS), conditional)
-            for rest in (*node.handlers, *node.orelse, *node.finalbody):
-                visit(rest, lazy, guarded, conditional)
-            return
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for stmt in node.orelse:
-                visit(stmt, lazy, guarded, conditional)
-            return
-        if isinstance(node, ast.If) and not lazy:
-            # a module-level branch (`if sys.version_info >= (3,): ... else: import cPickle`)
-            # runs or not at import time: the real import is its judge, not the AST
-            for child in ast.iter_child_nodes(node):
-                visit(child, lazy, guarded, True)
-            return
-        for child in ast.iter_child_nodes(node):
-            visit(child, lazy, guarded, conditional)
-
-    visit(tree, False, False, False)
-    return [u for u in found if u.kind != "conditional"]
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")

@@ -96,7 +96,7 @@ class OciBackend(Backend[OciOptions]):
     Options = OciOptions
     verify_options = frozenset({"runtime"})  # they change the proof, not the artifact
     uses_sources = False  # all it takes from the project comes in the artifacts it consumes
-    needs = frozenset({"container"})
+    needs = frozenset({"own_userspace"})
     cost = 5.0
 
     def key_extra(self, options: OciOptions, project_root: Path) -> dict[str, JSON]:

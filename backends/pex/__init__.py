@@ -74,7 +74,7 @@ class PexBackend(Backend[PexOptions]):
     target = "a Python interpreter"
     consumes = ("wheel",)
     tools = (Tool("pex", "pip install pex (or gradient-build[pex])", dist="pex"),)
-    needs = frozenset({"python"})
+    needs = frozenset({"python", "virtualenv"})
     Options = PexOptions
     verify_options = frozenset({"interpreters"})  # they change the proof, not the artifact
     uses_sources = False  # all it takes from the project comes in the artifacts it consumes

@@ -54,7 +54,7 @@ class SdistBackend(Backend[SdistOptions]):
              required=False),
         PIP,  # the wheelhouse of build requirements is fetched with `python -m pip wheel`
     )
-    needs = frozenset({"python", "downloads"})
+    needs = frozenset({"python", "downloads", "pure"})
     Options = SdistOptions
     ships_config = True  # the sdist holds gradient.toml itself
 

@@ -92,7 +92,7 @@ class VmBackend(Backend[VmOptions]):
     Options = VmOptions
     verify_options = frozenset({"accelerator", "boot_timeout"})
     uses_sources = False
-    needs = frozenset({"own_kernel"})
+    needs = frozenset({"own_userspace|own_kernel"})
     cost = 120.0
 
     def requires(self, options: VmOptions) -> tuple[str, ...]:

@@ -51,7 +51,7 @@ class WheelBackend(Backend[WheelOptions]):
              command="uv", dist="uv", required=False),
         Tool("pip", "python -m ensurepip", dist="pip"),
     )
-    needs = frozenset({"python"})
+    needs = frozenset({"python", "downloads|library"})
     Options = WheelOptions
     cost = 2.0
 

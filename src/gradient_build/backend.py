@@ -114,7 +114,9 @@ class Backend(Generic[OptionsT]):
     cost: ClassVar[float] = 1.0
     """Seconds a build usually takes, until this machine has timed one: longest starts first."""
     needs: ClassVar[frozenset[str]] = frozenset()
-    """Facts the target must provide, for `gradient advise`: "python", "container", ..."""
+    """What `gradient advise` requires before it recommends this tier: target facts ("python",
+    "own_userspace"), project facts ("single_module", "stdlib_only", "pure", "app",
+    "library"), or either of several ("downloads|library")."""
     facts: ClassVar[tuple[Fact, ...]] = ()
     """New facts this tier needs that the core does not know (declare them here: [target]
     then accepts them, and advise has the words for them)."""

@@ -7,7 +7,7 @@ import signal
 import sys
 from types import FrameType
 
-from . import cli_build, cli_info, cli_sbom, cli_scale  # noqa: F401  (their commands register)
+from . import cli_advise, cli_build, cli_info, cli_sbom, cli_scale  # noqa: F401  (commands register)
 from .cli_app import app, hoist_globals, state
 from .errors import GradientError, Stopped
 

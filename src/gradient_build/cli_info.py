@@ -1,4 +1,5 @@
-"""`gradient tiers`, `advise`, `init`, `clean`, `schema`: what is here, and setting up."""
+"""`gradient tiers`, `clean`, `schema`, `version`, `docs`: what is here (advise and init are in
+cli_advise)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli_app import JsonOpt, app, fail, open_session, state
-from .errors import ConfigError, GradientError
+from .cli_app import JsonOpt, app, fail, state
+from .errors import ConfigError
 
 
 @app.command()
@@ -38,76 +39,6 @@ def tiers(as_json: JsonOpt = False) -> None:
         print(json.dumps(rows, indent=2))
     else:
         show_tiers(rows)
-
-
-@app.command()
-def advise(
-    python: Annotated[bool | None, typer.Option("--python/--no-python",
-                                                help="the target has Python")] = None,
-    downloads: Annotated[bool | None, typer.Option("--downloads/--no-downloads",
-                                                   help="installs may download")] = None,
-    container: Annotated[bool | None, typer.Option("--container/--no-container",
-                                                   help="the target runs containers")] = None,
-    fact: Annotated[list[str] | None, typer.Option(
-        "--fact", metavar="NAME=yes|no",
-        help="any other target fact, NAME=yes or NAME=no (see [target])")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Walk the gradient for this project and target, and recommend a tier with reasons."""
-    import dataclasses
-
-    from .advise import advise as walk
-    from .cli_summary import show_advice
-
-    try:
-        session = open_session()
-        flags = {"python": python, "downloads": downloads, "container": container,
-                 **_facts(fact or [], session.config.target.known)}
-        target = session.config.target.with_answers(
-            **{k: v for k, v in flags.items() if v is not None})
-        chosen, steps = walk(session.project, session.config, session.backends, target)
-    except GradientError as err:
-        fail(err)
-    if as_json:
-        print(json.dumps({"recommended": chosen, "steps": [dataclasses.asdict(s) for s in steps]},
-                         indent=2))
-    else:
-        show_advice(chosen, steps)
-    raise typer.Exit(0 if chosen else 1)
-
-
-def _facts(given: list[str], known: dict[str, Any]) -> dict[str, bool]:
-    """--fact NAME=yes|no, checked against the facts [target] knows."""
-    from .options import nearest
-
-    found: dict[str, bool] = {}
-    for item in given:
-        name, _, answer = item.partition("=")
-        if name not in known:
-            raise ConfigError(f"--fact: unknown fact {name!r} (facts here: {', '.join(known)})",
-                              suggestion=nearest(name, known))
-        if answer.lower() not in ("yes", "no", "true", "false"):
-            raise ConfigError(f"--fact {item}: say {name}=yes or {name}=no")
-        found[name] = answer.lower() in ("yes", "true")
-    return found
-
-
-@app.command()
-def init(
-    tier: Annotated[str, typer.Option("--tier", "-t", metavar="TIER",
-                                      help="the tier to start with")] = "wheel",
-    force: Annotated[bool, typer.Option("--force", help="overwrite gradient.toml")] = False,
-) -> None:
-    """Write a starting gradient.toml for the project in the current directory."""
-    from .init import write_initial
-
-    try:
-        initial = write_initial(Path.cwd(), tier, force=force, cache_dir=state.get("cache_dir"))
-    except GradientError as err:
-        fail(err)
-    for finding in initial.found:
-        typer.echo(f"found: {finding}")
-    typer.echo(f"wrote {initial.path}")
 
 
 @app.command()

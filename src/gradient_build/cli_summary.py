@@ -176,12 +176,3 @@ def show_tiers(rows: list[dict[str, Any]]) -> None:
         table.add_row(row["tier"], escape(row["artifact"]), escape(row["target"]),
                       "\n".join(tools) or "-", runs or "-")
     out_console.print(table)
-
-
-def show_advice(chosen: str | None, steps: list[Any]) -> None:
-    for step in steps:
-        mark = "[green]fits[/green]" if step.fits else "[dim]no[/dim]  "
-        star = " [bold]<- recommended[/bold]" if step.tier == chosen else ""
-        out_console.print(f"{mark} {step.tier:8} {escape(step.reason)}{star}")
-    if chosen is None:
-        out_console.print("no tier fits this target")

@@ -108,8 +108,9 @@ def known_facts(extra: tuple[Fact, ...] = ()) -> dict[str, Fact]:
 
 
 def _target(table: dict[str, Any], facts: dict[str, Fact],
-            fail: Any) -> Target:
+            fail: Any, where: Any = None) -> Target:
     answers: dict[str, bool] = {}
+    origin: dict[str, str] = {}
     distros: tuple[str, ...] = ()
     for key, value in table.items():
         if key in LISTS:
@@ -121,11 +122,12 @@ def _target(table: dict[str, Any], facts: dict[str, Fact],
                 raise fail(opt.OptionError(("target", key), f"must be true or false, not "
                                                             f"{value!r}"))
             answers[key] = value
+            origin[key] = where(key) if where else "[target]"
         else:
             raise fail(opt.OptionError(("target", key), f"unknown fact {key!r} (facts here: "
                                        f"{', '.join([*facts, *LISTS])})",
                                        opt.nearest(key, [*facts, *LISTS])))
-    return Target(answers, facts, distros)
+    return Target(answers, facts, distros, origin)
 
 
 def load(path: Path, option_models: dict[str, type[Any]],
@@ -188,7 +190,8 @@ def parse(data: dict[str, Any], path: Path, text: str,
         raise ConfigError(f"entry must look like 'package.module:function', not {app.entry!r}",
                           file=str(path), line=locate(text, ("app", "entry")), key="app.entry")
     return Config(path=path, tiers=wanted, app=app, verify=doc.verify or VerifyOptions(),
-                  target=_target(doc.target, facts or known_facts(), fail),
+                  target=_target(doc.target, facts or known_facts(), fail,
+                                 lambda key: f"{path.name}:{locate(text, ('target', key))}"),
                   secrets=doc.secrets or SecretsOptions(), tier_options=tier_options,
                   cache=doc.cache or CacheOptions(), matrix=_matrix(doc.matrix, fail, check_tier),
                   raw=data)

@@ -13,6 +13,8 @@ import; the modules these come from are internal. Grouped by what they are for:
 - launchers: `entry_code` (Python that runs 'module:function' as a console script would, or
   only checks it under GRADIENT_ENTRY_CHECK=1), `import_lines` (just its imports),
   `command_in_env` (the smoke as a command inside an installed environment);
+- modules: `third_party_imports` (what a module imports beyond the standard library, and
+  whether at import time or lazily inside a function, from its AST);
 - archives: `write_tar`, `tree_entries`, `repack_tar_gz` (reproducible), `safe_extract`;
 - ELF files (pyelftools, never running ldd on what we ship): `is_elf`, `elf_files`,
   `elf_interpreter` (PT_INTERP), `glibc_floor` (the newest GLIBC_x.y needed), `lddtree` and
@@ -37,6 +39,7 @@ from .elf import elf_files, glibc_floor, is_elf, lddtree
 from .elf import interpreter as elf_interpreter
 from .elf import walk as elf_walk
 from .entrypoints import import_lines
+from .imports import ImportUse, third_party_imports
 from .installer import Installer, installer
 from .ospkg import package_name, package_version
 from .ospkg_build import PackageOptions, build_os_package, scripts_key
@@ -71,6 +74,7 @@ __all__ = [
     "PASSED_THROUGH",
     "PIP",
     "UV",
+    "ImportUse",
     "Installer",
     "OsInstalled",
     "OsTransaction",
@@ -110,6 +114,7 @@ __all__ = [
     "scripts_key",
     "stage",
     "tail",
+    "third_party_imports",
     "tree_entries",
     "uv_path",
     "venv_prefix",
