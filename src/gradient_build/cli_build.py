@@ -42,7 +42,8 @@ def build(
 ) -> None:
     """Build (and by default verify) the named tiers and whatever they need."""
     try:
-        session = open_session(out)
+        session = open_session(out, None if check_reproducible else (
+            ["wheel"] if all_tiers else list(tier or [])))
         wanted = wanted_tiers(session, tier, all_tiers)
         renderer = make_renderer(as_json)
         if check_reproducible:
