@@ -69,17 +69,110 @@ def runtime_requirements(requires: list[str]) -> list[str]:
 
 def fetch_wheelhouse(run: Runner, requirements: list[str | Path], dest: Path,
                      *, exclude: Path | None = None) -> list[Path]:
-    """Wheels for `requirements` and everything they need, downloaded or built into `dest`."""
+    """Wheels for `requirements` and everything they need, downloaded or built into `dest`.
+
+    Nothing runs when the requirements need nothing (a wheel without runtime dependencies).
+    With uv the set is resolved by `uv pip compile`; wheels gradient fetched before come
+    from its wheel store (under pip's cache dir), and pip fetches only the rest, unresolved
+    (`--no-deps`). Without uv, or when uv cannot resolve, `pip wheel` does it all."""
     dest.mkdir(parents=True, exist_ok=True)
-    if not requirements:
+    wanted = [r for r in requirements if not (isinstance(r, Path) and r.suffix == ".whl"
+                                             and not runtime_requirements(wheel_requires(r)))]
+    if not wanted:
         return []
     if importlib.util.find_spec("pip") is None:  # else the tool's output: "No module named pip"
         raise ToolMissing(f"{run.tier}: pip is not installed for {sys.executable}: {PIP.get}")
-    run([sys.executable, "-m", "pip", "wheel", "--wheel-dir", dest, "--prefer-binary",
-         "--find-links", dest, *requirements], what="pip wheel (wheelhouse)")
+    pins = _uv_pins(run, requirements, dest) if uv_path() else None
+    if pins is None:
+        run([sys.executable, "-m", "pip", "wheel", "--wheel-dir", dest, "--prefer-binary",
+             "--find-links", dest, *requirements], what="pip wheel (wheelhouse)")
+    else:
+        store = Path(run.env["PIP_CACHE_DIR"]) / "gradient-wheels" if run.env.get(
+            "PIP_CACHE_DIR") else None
+        missing = [pin for pin in pins if not (store and _link_stored(store, pin, dest))]
+        if missing:
+            run([sys.executable, "-m", "pip", "wheel", "--wheel-dir", dest, "--prefer-binary",
+                 "--no-deps", *missing], what="pip wheel --no-deps (wheelhouse)")
+            if store is not None:
+                _keep(dest, store)
     if exclude is not None:
         (dest / exclude.name).unlink(missing_ok=True)
     return sorted(dest.glob("*.whl"))
+
+
+def wheel_requires(wheel: Path) -> list[str]:
+    """A wheel's Requires-Dist lines, read from its METADATA."""
+    from email.parser import HeaderParser
+
+    with zipfile.ZipFile(wheel) as zf:
+        name = next((n for n in zf.namelist() if n.count("/") == 1
+                     and n.endswith(".dist-info/METADATA")), None)
+        if name is None:
+            return []
+        meta = HeaderParser().parsestr(zf.read(name).decode("utf-8", errors="replace"))
+    return [str(r) for r in meta.get_all("Requires-Dist") or []]
+
+
+def _uv_pins(run: Runner, requirements: list[str | Path], work: Path) -> list[str] | None:
+    """`name==version` of everything `requirements` need (local wheels left out), resolved
+    by uv for this interpreter; None when uv cannot resolve (pip then does it all)."""
+    listing = work.parent / f".{work.name}-requirements.in"
+    listing.write_text("".join(f"{r}\n" for r in requirements))
+    compile_ = [uv_path() or "uv", "pip", "compile", "--quiet", "--no-header", "--no-annotate",
+                "--python", sys.executable, listing]
+    try:  # from uv's cache first (~20 ms), from the index only when that cannot resolve
+        done = run([*compile_, "--offline"], check=False, what="uv pip compile (wheelhouse)")
+        if done.returncode != 0:
+            done = run(compile_, check=False, what="uv pip compile (wheelhouse, online)")
+    finally:
+        listing.unlink(missing_ok=True)
+    if done.returncode != 0:
+        return None
+    pins = [line.split(";")[0].strip() for line in done.stdout.splitlines()]
+    return [p for p in pins if "==" in p and " @ " not in p and not p.startswith("#")]
+
+
+def _link_stored(store: Path, pin: str, dest: Path) -> bool:
+    """Hard-link (or copy) a stored wheel matching `pin` for this interpreter into `dest`."""
+    from packaging.tags import sys_tags
+    from packaging.utils import canonicalize_name
+
+    name, _, version = pin.partition("==")
+    supported = list(sys_tags())
+    candidates = []
+    for wheel in store.glob(f"{canonicalize_name(name).replace('-', '_')}-*.whl"):
+        try:
+            _, ver, _, tags = parse_wheel_filename(wheel.name)
+        except ValueError:
+            continue
+        if str(ver) == version and not tags.isdisjoint(supported):
+            candidates.append((min(supported.index(t) for t in tags if t in supported), wheel))
+    if not candidates:
+        return False
+    best = min(candidates)[1]
+    _link(best, dest / best.name)
+    return True
+
+
+def _keep(dest: Path, store: Path) -> None:
+    """Put a wheelhouse's wheels in the store, under their normalized names."""
+    from packaging.utils import canonicalize_name
+
+    store.mkdir(parents=True, exist_ok=True)
+    for wheel in dest.glob("*.whl"):
+        dist = canonicalize_name(parse_wheel_filename(wheel.name)[0]).replace("-", "_")
+        kept = store / f"{dist}-{wheel.name.split('-', 1)[1]}"
+        if not kept.exists():
+            _link(wheel, kept)
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        pass
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def fresh_venv(sandbox: Sandbox, where: Path, python: str = sys.executable) -> tuple[Path, Result]:
