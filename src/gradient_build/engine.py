@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import threading
 import time
@@ -269,8 +270,8 @@ class Engine:
                 config_file=self.config.path, work=work / "scratch", out=out)
             ctx.work.mkdir()
             artifact = node.backend.build(ctx)
-            self._check_artifact(node, artifact)
-            stored = self.cache.store(key, artifact, record)
+            digests = self._check_artifact(node, artifact)
+            stored = self.cache.store(key, artifact, record, digests)
             self._scan_marker(stored.artifact).touch()
             ok = True
             return stored
@@ -286,29 +287,50 @@ class Engine:
             if ok:
                 shutil.rmtree(work, ignore_errors=True)
 
-    def _check_artifact(self, node: Node, artifact: Artifact) -> None:
+    def _check_artifact(self, node: Node, artifact: Artifact) -> dict[str, str]:
         """The secret scan under this run's [secrets]; remembered per allow-list, so a cache
-        hit is scanned again only when the allow-list changed."""
+        hit is scanned again only when the allow-list changed. One read per file: the
+        sha256 it returns is what the cache stores, and a file found clean before (the same
+        dependency wheels in every wheelhouse) is not scanned again."""
         marker = self._scan_marker(artifact)
         if marker.exists():
-            return
-        from .scan import scan_file  # its patterns compile on import; only a miss needs them
+            return {}
+        from .scan import (  # its patterns compile on import: only a miss needs them
+            MAX_SCANNED,
+            is_archive,
+            scan_bytes_allowed,
+            scan_file,
+        )
+        from .sources import file_digest
 
         clean = self.cache.clean_archives()
         known = len(clean)
+        digests: dict[str, str] = {}
         for rel, _ in artifact.files():
             path = artifact.root / rel
             if not path.is_file():
                 raise BuildFailed(f"{node.tier}: the backend reported {rel} but did not write it")
-            findings = scan_file(rel, str(path), self.config.secrets.allow, clean,
-                                 self.archive_readers)
+            if path.stat().st_size > MAX_SCANNED and not is_archive(rel, self.archive_readers):
+                digests[rel] = file_digest(path)  # a disk image: its name is what is scanned
+                findings = scan_file(rel, str(path), self.config.secrets.allow)
+                raw = True
+            else:
+                content = path.read_bytes()
+                digests[rel] = digest = hashlib.sha256(content).hexdigest()
+                if digest in clean:
+                    continue
+                findings, raw = scan_bytes_allowed(rel, content, self.config.secrets.allow,
+                                                   clean, self.archive_readers)
             if findings:
                 listed = "; ".join(f"{f.what} at {f.where}" for f in findings[:5])
                 raise SecretFound(f"{node.tier}: refusing to ship {listed}. {self._ways_out()}")
+            if not raw:
+                clean.add(digest)
         if len(clean) > known:
             self.cache.remember_clean_archives(clean)
         if artifact.root.parent.is_relative_to(self.cache.root / "objects"):
             marker.touch()
+        return digests
 
     def _scan_marker(self, artifact: Artifact) -> Path:
         """Beside a cached entry: it passed the scan under this [secrets] allow-list."""

@@ -127,6 +127,29 @@ def scan_bytes(name: str, content: bytes, depth: int = 0, clean: set[str] | None
         yield Finding(name, SECRET_PATTERNS[int(match.lastgroup[1:])][1])
 
 
+def is_archive(display: str, readers: Sequence[ArchiveReader] = ()) -> bool:
+    """Named like an archive the scan opens (a large one is read whole, not just its head)."""
+    return display.endswith(ARCHIVE_SUFFIXES) or _reader(display, readers) is not None
+
+
+def scan_bytes_allowed(display: str, content: bytes, allow: list[str],
+                       clean: set[str] | None = None, readers: Sequence[ArchiveReader] = ()
+                       ) -> tuple[list[Finding], bool]:
+    """Secrets in `content` of a file already read, skipping `allow` patterns; and whether
+    there was any finding at all before the allow-list (a file without is clean for any)."""
+    if len(content) > MAX_SCANNED and not is_archive(display, readers):
+        found = [Finding(display, w) for w in [_is_secret_name(display)] if w]
+    else:
+        found = list(scan_bytes(display, content, clean=clean, readers=readers))
+    return _allowed(found, allow), bool(found)
+
+
+def _allowed(findings: list[Finding], allow: list[str]) -> list[Finding]:
+    return [f for f in findings
+            if not any(fnmatch.fnmatch(f.where.split("!")[-1], pat) or fnmatch.fnmatch(f.where, pat)
+                       for pat in allow)]
+
+
 def scan_file(display: str, path: str, allow: list[str], clean: set[str] | None = None,
               readers: Sequence[ArchiveReader] = ()) -> list[Finding]:
     """Secrets in the file at `path` (shown as `display`), skipping `allow` glob patterns."""
