@@ -64,6 +64,20 @@ def _why_not(dep: str, report: Report) -> str:
     return "failed to build"
 
 
+@dataclass
+class _Built:
+    """A node's entry once built (or found), before its verification."""
+
+    key: str
+    entry: Entry
+    cached: bool
+    started: float
+
+    def outcome(self, tier: str, verdict: Verdict | None, replayed: bool) -> Outcome:
+        return Outcome(tier, self.entry, self.cached, verdict, time.monotonic() - self.started,
+                       replayed)
+
+
 class Engine:
     def __init__(self, config: Config, project: Project, backends: dict[str, Any], cache: Cache,
                  emit: Emit, out_dir: Path, *, jobs: int = 1, verify: bool = True,
@@ -131,27 +145,69 @@ class Engine:
 
     def build(self, tiers: list[str], *, skip_missing: bool = False) -> Report:
         """Build (and verify) `tiers` and what they need, then promote what succeeded: a
-        failed tier keeps its previous artifact (`atomic`: promote only if all succeeded)."""
+        failed tier keeps its previous artifact (`atomic`: promote only if all succeeded).
+
+        A consumer builds as soon as its inputs are built, while they are being verified;
+        its outcome counts only once every input is verified, and a failed input
+        verification cancels what has not started and discards the rest."""
         report = Report()
         nodes = self.nodes(tiers)
+        by_id = {n.id: n for n in nodes}
         entries: dict[str, Entry] = {}
+        held: dict[str, Outcome] = {}  # verified, waiting on its inputs' verification
         timings = self.cache.timings(self.pid)
         longest_first = sorted(nodes, key=lambda n: -timings.get(n.id, n.backend.cost))
         pending = {n.id: n for n in longest_first}
-        running: dict[Future[Outcome], Node] = {}
+        running: dict[Future[Any], tuple[str, Node]] = {}
+        built: dict[str, _Built] = {}
 
         def skip(node: Node, why: str) -> None:
-            del pending[node.id]
+            pending.pop(node.id, None)
             report.skipped[node.id] = why
             self.emit(Event("skipped", node.tier, why))
+
+        def blocked_by(node: Node) -> list[str]:
+            return [d for d in node.needs if d in report.failures or d in report.skipped]
+
+        def needs_text(blocked: list[str]) -> str:
+            return "needs " + "; ".join(f"{d}, which {_why_not(d, report)}" for d in blocked)
+
+        def settle() -> None:
+            """Promote held outcomes whose inputs are final; discard those that lost one."""
+            changed = True
+            while changed:
+                changed = False
+                for nid in list(held):
+                    blocked = blocked_by(by_id[nid])
+                    if blocked:
+                        del held[nid]
+                        skip(by_id[nid], needs_text(blocked) + " (its build was discarded)")
+                        changed = True
+                    elif all(d in report.outcomes for d in by_id[nid].needs):
+                        report.outcomes[nid] = held.pop(nid)
+                        changed = True
+                for future, (_, node) in list(running.items()):
+                    blocked = blocked_by(node)
+                    if blocked and future.cancel():  # not started yet: it never will
+                        del running[future]
+                        skip(node, needs_text(blocked))
+                        changed = True
+
+        def failed(node: Node, exc: BaseException) -> None:
+            if isinstance(exc, GradientError):
+                report.failures[node.id] = exc
+                self.emit(Event("failed", node.tier, exc.message, {"detail": exc.detail}))
+            else:
+                report.failures[node.id] = failure = internal(f"{node.tier}: ", exc)
+                self.emit(Event("failed", node.tier, failure.message,
+                                {"detail": failure.detail, "internal": True}))
 
         with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
             while pending or running:
                 for node in list(pending.values()):
-                    blocked = [d for d in node.needs if d in report.failures or d in report.skipped]
+                    blocked = blocked_by(node)
                     if blocked:
-                        skip(node, "needs " + "; ".join(f"{d}, which {_why_not(d, report)}"
-                                                        for d in blocked))
+                        skip(node, needs_text(blocked))
                         continue
                     reason = node.backend.skip(self.project, self.app, node.options)
                     if reason and skip_missing:
@@ -170,25 +226,35 @@ class Engine:
                     if all(d in entries for d in node.needs):
                         del pending[node.id]
                         inputs = {d: entries[d] for d in node.needs}
-                        running[pool.submit(self._run_node, node, inputs)] = node
+                        running[pool.submit(self._build_phase, node, inputs)] = ("build", node)
                 if not running:
                     continue
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for future in done:
-                    node = running.pop(future)
+                    if future not in running:
+                        continue
+                    phase, node = running.pop(future)
                     try:
                         result = future.result()
-                    except GradientError as exc:
-                        report.failures[node.id] = exc
-                        self.emit(Event("failed", node.tier, exc.message, {"detail": exc.detail}))
-                        continue
                     except Exception as exc:
-                        report.failures[node.id] = failure = internal(f"{node.tier}: ", exc)
-                        self.emit(Event("failed", node.tier, failure.message,
-                                        {"detail": failure.detail, "internal": True}))
+                        failed(node, exc)
                         continue
-                    entries[node.id] = result.entry
-                    report.outcomes[node.id] = result
+                    if phase == "build":
+                        done_build: _Built = result
+                        built[node.id] = done_build
+                        entries[node.id] = done_build.entry
+                        if blocked_by(node):  # an input failed meanwhile: no need to verify
+                            held[node.id] = done_build.outcome(node.tier, None, False)
+                        elif self.verify_enabled:
+                            running[pool.submit(self._verify_phase, node, done_build,
+                                                {d: entries[d] for d in node.needs})] = (
+                                "verify", node)
+                        else:
+                            held[node.id] = done_build.outcome(node.tier, None, False)
+                    else:
+                        verdict, replayed = result
+                        held[node.id] = built[node.id].outcome(node.tier, verdict, replayed)
+                settle()
         if report.outcomes and not (self.atomic and report.failures):
             with locked(self.cache.root / "locks" / f"{self.pid}.lock"):
                 ordered = [report.outcomes[n.id] for n in nodes if n.id in report.outcomes]
@@ -231,7 +297,8 @@ class Engine:
             states[node.tier] = state
         return states
 
-    def _run_node(self, node: Node, inputs: dict[str, Entry]) -> Outcome:
+    def _build_phase(self, node: Node, inputs: dict[str, Entry]) -> _Built:
+        """The node's entry: from the cache, or built now."""
         started = time.monotonic()
         consumed = {d: e.digest for d, e in inputs.items()}
         tools = self._tool_versions(node)
@@ -251,9 +318,11 @@ class Engine:
         else:
             self.emit(Event("cached", node.tier, str(entry.artifact.primary)))
         self.cache.record_inputs(self.pid, node.id, record)
-        verdict, replayed = (self._verify_node(node, key, entry, inputs) if self.verify_enabled
-                             else (None, False))
-        return Outcome(node.tier, entry, cached, verdict, time.monotonic() - started, replayed)
+        return _Built(key, entry, cached, started)
+
+    def _verify_phase(self, node: Node, built: _Built,
+                      inputs: dict[str, Entry]) -> tuple[Verdict, bool]:
+        return self._verify_node(node, built.key, built.entry, inputs)
 
     def _build_node(self, node: Node, key: str, record: dict[str, Any],
                     inputs: dict[str, Entry]) -> Entry:
