@@ -67,7 +67,29 @@ def build(
         print(json.dumps(_report_json(report), indent=2))
     else:
         renderer.summary(report, {n: b.rank for n, b in session.backends.items()})
+        _note_noop(session, wanted, report, verify=not no_verify)
     raise typer.Exit(report.exit_code)
+
+
+def _note_noop(session: Any, wanted: list[str], report: Any, *, verify: bool) -> None:
+    """A build that changed nothing: what cli.main needs to leave its no-op stamp."""
+    from .cli_app import state
+    from .graph import project_id, resolve
+
+    nodes = resolve(wanted, session.config, session.backends)
+    if report.failures or not all(n.backend.noop_safe for n in nodes):
+        return
+    outcomes = list(report.outcomes.values())
+    if not all(o.cached and (o.replayed if verify else o.verdict is None) for o in outcomes):
+        return
+    pid = project_id(session.config.root)
+    delivered = session.cache.delivered(pid)
+    state["noop"] = {
+        "config": session.config.path.resolve(), "cache": session.cache.root,
+        "out_dir": session.out_dir, "exclude": delivered,
+        "entries": [o.entry.artifact.root.parent for o in outcomes],
+        "delivered": [session.config.root / rel for rel in delivered],
+    }
 
 
 def _report_json(report: Any) -> dict[str, Any]:
