@@ -252,9 +252,9 @@ def backend_warnings(output: str) -> list[str]:
         if not match:
             continue
         message = [match.group(1)]
-        for more in lines[i + 1:]:
-            if re.match(r"^  \S", more) or _WARNING.match(more):
-                break
+        for more in lines[i + 1:]:  # a long message goes on over blank, "!!" and indented
+            if more.strip() and not more.startswith(("!!", "    ")):  # lines; then the
+                break  # echoed source line ("  code") or the tool's own output
             message.append(more)
         found.append("\n".join(message).strip())
     return list(dict.fromkeys(found))
