@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import threading
 import time
@@ -364,37 +363,20 @@ class Engine:
         marker = self._scan_marker(artifact)
         if marker.exists():
             return {}
-        from .scan import (  # its patterns compile on import: only a miss needs them
-            MAX_SCANNED,
-            is_archive,
-            scan_bytes_allowed,
-            scan_file,
-        )
-        from .sources import file_digest
+        from .scan import scan_artifact  # its patterns compile on import: a miss needs them
 
         clean = self.cache.clean_archives()
         known = len(clean)
-        digests: dict[str, str] = {}
-        for rel, _ in artifact.files():
-            path = artifact.root / rel
-            if not path.is_file():
-                raise BuildFailed(f"{node.tier}: the backend reported {rel} but did not write it")
-            if path.stat().st_size > MAX_SCANNED and not is_archive(rel, self.archive_readers):
-                digests[rel] = file_digest(path)  # a disk image: its name is what is scanned
-                findings = scan_file(rel, str(path), self.config.secrets.allow)
-                raw = True
-            else:
-                content = path.read_bytes()
-                digests[rel] = digest = hashlib.sha256(content).hexdigest()
-                if digest in clean:
-                    continue
-                findings, raw = scan_bytes_allowed(rel, content, self.config.secrets.allow,
-                                                   clean, self.archive_readers)
-            if findings:
-                listed = "; ".join(f"{f.what} at {f.where}" for f in findings[:5])
-                raise SecretFound(f"{node.tier}: refusing to ship {listed}. {self._ways_out()}")
-            if not raw:
-                clean.add(digest)
+        try:
+            digests, findings = scan_artifact(artifact.root, [rel for rel, _ in artifact.files()],
+                                              self.config.secrets.allow, clean,
+                                              self.archive_readers)
+        except FileNotFoundError as missing:
+            raise BuildFailed(f"{node.tier}: the backend reported {missing} but did not "
+                              "write it") from None
+        if findings:
+            listed = "; ".join(f"{f.what} at {f.where}" for f in findings[:5])
+            raise SecretFound(f"{node.tier}: refusing to ship {listed}. {self._ways_out()}")
         if len(clean) > known:
             self.cache.remember_clean_archives(clean)
         if artifact.root.parent.is_relative_to(self.cache.root / "objects"):
