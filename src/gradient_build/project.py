@@ -137,10 +137,14 @@ def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
         data = json.loads(store.read_text())
         data["root"] = root
         return Project(**data, sources=sources)
+    project = None
     if wheel_frontend is not None:
         keep = cache_dir / "metadata" / f"v2-{sources.digest}-wheel"
-        project = _metadata_from_wheel(root, sources, env, wheel_frontend, keep)
-    else:
+        try:
+            project = _metadata_from_wheel(root, sources, env, wheel_frontend, keep)
+        except BuildFailed:  # the wheel tier builds it again, and reports it as its failure
+            project = None  # (its work directory kept); its metadata may still be there
+    if project is None:
         project = _prepare_metadata(root, sources, env)
     project.sources = sources
     write_text_atomic(store, json.dumps(project.to_json(), indent=1))
@@ -211,12 +215,7 @@ def _metadata_from_wheel(root: Path, sources: SourceTree, env: dict[str, str], f
     with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp:
         src = sources.copy_to(Path(tmp) / "src")
         runner = _Recording("wheel", dict(env), discard)
-        try:
-            wheel = pep517_build(runner, src, Path(tmp) / "dist", "wheel", frontend)
-        except BuildFailed as exc:
-            raise BuildFailed("the project's build backend could not build its wheel "
-                              f"(to read its metadata): {exc.message}", detail=exc.detail
-                              ) from None
+        wheel = pep517_build(runner, src, Path(tmp) / "dist", "wheel", frontend)
         with zipfile.ZipFile(wheel) as zf:
             names = [n for n in zf.namelist() if n.split("/")[0].endswith(".dist-info")]
             zf.extractall(Path(tmp) / "unpacked", names)
