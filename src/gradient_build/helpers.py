@@ -32,12 +32,12 @@ from .elf import interpreter as elf_interpreter
 from .elf import walk as elf_walk
 from .entrypoints import import_lines
 from .installer import Installer, installer
+from .pep517 import pep517_build
 from .pyenv import (
     PIP,
     fetch_wheelhouse,
     fresh_venv,
     offline_install,
-    pep517_build,
     runtime_requirements,
     stage,
     verify_installed,

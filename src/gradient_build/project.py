@@ -209,7 +209,7 @@ def _metadata_from_wheel(root: Path, sources: SourceTree, env: dict[str, str], f
     """Build the wheel once (as the wheel tier would) and read its .dist-info."""
     import zipfile
 
-    from .pyenv import pep517_build
+    from .pep517 import pep517_build
 
     shutil.rmtree(keep, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp:

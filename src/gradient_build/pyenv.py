@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_wheel_filename
 
-from .errors import BuildFailed, ToolMissing
+from .errors import ToolMissing
 from .installer import installer
 from .runner import Runner
 from .sandbox import Result, Sandbox, minimal_env
@@ -29,29 +29,6 @@ OptionsT = TypeVar("OptionsT")
 
 PIP = Tool("pip", f"{sys.executable} -m ensurepip --upgrade (Debian: apt install python3-pip)",
            dist="pip")
-
-
-def pep517_build(run: Runner, source: Path, out: Path, kind: str, frontend: str = "auto") -> Path:
-    """Build a `kind` ("wheel" or "sdist") of `source` into `out` with uv or pypa/build."""
-    uv = uv_path()
-    out.mkdir(parents=True, exist_ok=True)
-    env = dict(run.env)
-    for flags in ("CFLAGS", "CXXFLAGS"):  # compiled code must not record the temp build path
-        env[flags] = f"{env.get(flags, '')} -ffile-prefix-map={source}=.".strip()
-    if frontend == "uv" or (frontend == "auto" and uv):
-        if not uv:
-            raise BuildFailed("frontend = \"uv\" but uv is not installed (pip install uv)")
-        run([uv, "build", f"--{kind}", "--out-dir", out, "--python", sys.executable, source],
-            env=env, what=f"uv build --{kind}")
-    else:
-        installer = ["--installer", "uv"] if uv else []
-        run([sys.executable, "-m", "build", f"--{kind}", "--outdir", out, *installer, source],
-            env=env, what=f"python -m build --{kind}")
-    suffix = ".whl" if kind == "wheel" else ".tar.gz"
-    built = sorted(out.glob(f"*{suffix}"))
-    if len(built) != 1:
-        raise BuildFailed(f"expected one {suffix} from the build, found {len(built)}")
-    return built[0]
 
 
 def runtime_requirements(requires: list[str]) -> list[str]:
