@@ -46,7 +46,8 @@ def load_config(path: Path) -> Config:
 
 
 def open_project(config_path: Path | None = None, *, cache_dir: Path | None = None,
-                 out_dir: Path | None = None, tiers: list[str] | None = None) -> Session:
+                 out_dir: Path | None = None, tiers: list[str] | None = None,
+                 emit: Emit | None = None) -> Session:
     """Validate gradient.toml and read the project's metadata through its build backend;
     `tiers` (what will be built) lets a cold read build the wheel the wheel tier needs."""
     path = (config_path or Path.cwd() / config_mod.CONFIG_NAME).resolve()
@@ -55,7 +56,8 @@ def open_project(config_path: Path | None = None, *, cache_dir: Path | None = No
     tree = sources.scan(config.root, exclude=set(cache.delivered(project_id(config.root))))
     env = tool_environment(cache.root, tree.epoch)
     project = project_mod.load(config.root, tree, config, cache.root, env,
-                               wheel_frontend=_wheel_frontend(config, tiers))
+                               wheel_frontend=_wheel_frontend(config, tiers),
+                               emit=emit or discard)
     smoke_for(config, project)
     out = (out_dir or config.root / "dist" / "gradient").resolve()
     return Session(config, project, registered(), cache, out)

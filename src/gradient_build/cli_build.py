@@ -42,13 +42,12 @@ def build(
 ) -> None:
     """Build (and by default verify) the named tiers and whatever they need."""
     try:
-        session = open_session(out, None if check_reproducible else (
-            ["wheel"] if all_tiers else list(tier or [])))
-        wanted = wanted_tiers(session, tier, all_tiers)
         renderer = make_renderer(as_json)
         if check_reproducible:
             from .reproducible import check
 
+            session = open_session(out)
+            wanted = wanted_tiers(session, tier, all_tiers)
             results = check(session, wanted, renderer.emit, jobs=jobs)
             renderer.close()
             if as_json:
@@ -56,8 +55,11 @@ def build(
             else:
                 show_reproducibility(results)
             raise typer.Exit(0 if all(r["identical"] for r in results.values()) else 1)
-        renderer.backend_warnings(session.project.backend_warnings)
-        with renderer:
+        with renderer:  # a cold metadata read may build the wheel: its steps are shown
+            session = open_session(out, ["wheel"] if all_tiers else list(tier or []),
+                                   renderer.emit)
+            wanted = wanted_tiers(session, tier, all_tiers)
+            renderer.backend_warnings(session.project.backend_warnings)
             engine = session.engine(renderer.emit, jobs=jobs, verify=not no_verify,
                                     require_run=must_run(require_run), atomic=atomic)
             report = engine.build(wanted, skip_missing=all_tiers)

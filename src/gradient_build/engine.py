@@ -154,6 +154,7 @@ class Engine:
         by_id = {n.id: n for n in nodes}
         entries: dict[str, Entry] = {}
         held: dict[str, Outcome] = {}  # verified, waiting on its inputs' verification
+        held_failures: dict[str, BaseException] = {}  # failed, likewise: whose failure?
         timings = self.cache.timings(self.pid)
         longest_first = sorted(nodes, key=lambda n: -timings.get(n.id, n.backend.cost))
         pending = {n.id: n for n in longest_first}
@@ -184,6 +185,15 @@ class Engine:
                         changed = True
                     elif all(d in report.outcomes for d in by_id[nid].needs):
                         report.outcomes[nid] = held.pop(nid)
+                        changed = True
+                for nid, exc in list(held_failures.items()):
+                    blocked = blocked_by(by_id[nid])
+                    if blocked or all(d in report.outcomes for d in by_id[nid].needs):
+                        del held_failures[nid]
+                        if blocked:  # its input's failure explains it; its own is moot
+                            skip(by_id[nid], needs_text(blocked) + " (its build was discarded)")
+                        else:
+                            failed(by_id[nid], exc)
                         changed = True
                 for future, (_, node) in list(running.items()):
                     blocked = blocked_by(node)
@@ -236,7 +246,11 @@ class Engine:
                     try:
                         result = future.result()
                     except Exception as exc:
-                        failed(node, exc)
+                        if all(d in report.outcomes for d in node.needs):
+                            failed(node, exc)
+                        else:  # an input is still being verified: it may explain this
+                            held_failures[node.id] = exc
+                        settle()
                         continue
                     if phase == "build":
                         done_build: _Built = result

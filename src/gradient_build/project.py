@@ -20,7 +20,7 @@ import tomli
 
 from .atomic import write_text_atomic
 from .errors import BuildFailed, ConfigError
-from .events import discard
+from .events import Emit, discard
 from .installer import installer as chosen_installer
 from .options import nearest
 from .runner import Runner
@@ -124,7 +124,8 @@ def is_buildable(root: Path) -> bool:
 
 
 def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
-         env: dict[str, str], *, wheel_frontend: str | None = None) -> Project:
+         env: dict[str, str], *, wheel_frontend: str | None = None,
+         emit: Emit = discard) -> Project:
     """Metadata for the project at `root`, cached by the digest of its sources.
 
     With `wheel_frontend` (the wheel tier is about to build), a cold read builds the wheel
@@ -141,7 +142,7 @@ def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
     if wheel_frontend is not None:
         keep = cache_dir / "metadata" / f"v2-{sources.digest}-wheel"
         try:
-            project = _metadata_from_wheel(root, sources, env, wheel_frontend, keep)
+            project = _metadata_from_wheel(root, sources, env, wheel_frontend, keep, emit)
         except BuildFailed:  # the wheel tier builds it again, and reports it as its failure
             project = None  # (its work directory kept); its metadata may still be there
     if project is None:
@@ -205,7 +206,7 @@ def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> P
 
 
 def _metadata_from_wheel(root: Path, sources: SourceTree, env: dict[str, str], frontend: str,
-                         keep: Path) -> Project:
+                         keep: Path, emit: Emit) -> Project:
     """Build the wheel once (as the wheel tier would) and read its .dist-info."""
     import zipfile
 
@@ -214,7 +215,7 @@ def _metadata_from_wheel(root: Path, sources: SourceTree, env: dict[str, str], f
     shutil.rmtree(keep, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp:
         src = sources.copy_to(Path(tmp) / "src")
-        runner = _Recording("wheel", dict(env), discard)
+        runner = _Recording("wheel", dict(env), emit)
         wheel = pep517_build(runner, src, Path(tmp) / "dist", "wheel", frontend)
         with zipfile.ZipFile(wheel) as zf:
             names = [n for n in zf.namelist() if n.split("/")[0].endswith(".dist-info")]
