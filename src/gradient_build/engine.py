@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,30 +13,15 @@ from .backend import Artifact, BuildContext, Verdict, VerifyContext
 from .cache import Cache, Entry, digest_of, max_size
 from .cleanroom import build_paths
 from .config import Config
-from .errors import BuildFailed, GradientError, SecretFound, ToolMissing, VerifyFailed, internal
+from .errors import BuildFailed, GradientError, SecretFound, VerifyFailed
 from .events import Emit, Event
 from .graph import Node, explain, key_inputs, project_id, resolve, verify_key
-from .outputs import Outcome, locked, promote
+from .outputs import locked, promote
 from .project import Project
 from .runner import Runner, tail, tool_environment
 from .sandbox import Sandbox
+from .schedule import Built, Report, run_graph
 from .smoke import smoke_for
-
-
-@dataclass
-class Report:
-    """What a build did: outcomes by node, failures with their errors, skips with reasons."""
-
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    failures: dict[str, GradientError] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    manifest: dict[str, Any] | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if not self.failures:
-            return 0
-        return max(err.exit_code for err in self.failures.values())
 
 
 @dataclass
@@ -49,32 +33,6 @@ class PlanItem:
     missing: list[str]
     key: str | None = None
     """The node's cache key now (None while it waits on a dependency that will rebuild)."""
-
-
-def _why_not(dep: str, report: Report) -> str:
-    """Why a dependency gave nothing to build on, in the words of what happened to it."""
-    if dep in report.skipped:
-        return "was skipped"
-    failure = report.failures[dep]
-    if isinstance(failure, VerifyFailed):
-        return "built but failed its verification"
-    if isinstance(failure, ToolMissing):
-        return "cannot build here (a tool is missing)"
-    return "failed to build"
-
-
-@dataclass
-class _Built:
-    """A node's entry once built (or found), before its verification."""
-
-    key: str
-    entry: Entry
-    cached: bool
-    started: float
-
-    def outcome(self, tier: str, verdict: Verdict | None, replayed: bool) -> Outcome:
-        return Outcome(tier, self.entry, self.cached, verdict, time.monotonic() - self.started,
-                       replayed)
 
 
 class Engine:
@@ -149,125 +107,9 @@ class Engine:
         A consumer builds as soon as its inputs are built, while they are being verified;
         its outcome counts only once every input is verified, and a failed input
         verification cancels what has not started and discards the rest."""
-        report = Report()
         nodes = self.nodes(tiers)
-        by_id = {n.id: n for n in nodes}
-        entries: dict[str, Entry] = {}
-        held: dict[str, Outcome] = {}  # verified, waiting on its inputs' verification
-        held_failures: dict[str, BaseException] = {}  # failed, likewise: whose failure?
-        timings = self.cache.timings(self.pid)
-        longest_first = sorted(nodes, key=lambda n: -timings.get(n.id, n.backend.cost))
-        pending = {n.id: n for n in longest_first}
-        running: dict[Future[Any], tuple[str, Node]] = {}
-        built: dict[str, _Built] = {}
-
-        def skip(node: Node, why: str) -> None:
-            pending.pop(node.id, None)
-            report.skipped[node.id] = why
-            self.emit(Event("skipped", node.tier, why))
-
-        def blocked_by(node: Node) -> list[str]:
-            return [d for d in node.needs if d in report.failures or d in report.skipped]
-
-        def needs_text(blocked: list[str]) -> str:
-            return "needs " + "; ".join(f"{d}, which {_why_not(d, report)}" for d in blocked)
-
-        def settle() -> None:
-            """Promote held outcomes whose inputs are final; discard those that lost one."""
-            changed = True
-            while changed:
-                changed = False
-                for nid in list(held):
-                    blocked = blocked_by(by_id[nid])
-                    if blocked:
-                        del held[nid]
-                        skip(by_id[nid], needs_text(blocked) + " (its build was discarded)")
-                        changed = True
-                    elif all(d in report.outcomes for d in by_id[nid].needs):
-                        report.outcomes[nid] = held.pop(nid)
-                        changed = True
-                for nid, exc in list(held_failures.items()):
-                    blocked = blocked_by(by_id[nid])
-                    if blocked or all(d in report.outcomes for d in by_id[nid].needs):
-                        del held_failures[nid]
-                        if blocked:  # its input's failure explains it; its own is moot
-                            skip(by_id[nid], needs_text(blocked) + " (its build was discarded)")
-                        else:
-                            failed(by_id[nid], exc)
-                        changed = True
-                for future, (_, node) in list(running.items()):
-                    blocked = blocked_by(node)
-                    if blocked and future.cancel():  # not started yet: it never will
-                        del running[future]
-                        skip(node, needs_text(blocked))
-                        changed = True
-
-        def failed(node: Node, exc: BaseException) -> None:
-            if isinstance(exc, GradientError):
-                report.failures[node.id] = exc
-                self.emit(Event("failed", node.tier, exc.message, {"detail": exc.detail}))
-            else:
-                report.failures[node.id] = failure = internal(f"{node.tier}: ", exc)
-                self.emit(Event("failed", node.tier, failure.message,
-                                {"detail": failure.detail, "internal": True}))
-
-        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-            while pending or running:
-                for node in list(pending.values()):
-                    blocked = blocked_by(node)
-                    if blocked:
-                        skip(node, needs_text(blocked))
-                        continue
-                    reason = node.backend.skip(self.project, self.app, node.options)
-                    if reason and skip_missing:
-                        skip(node, reason)
-                        continue
-                    missing = self._missing(node)
-                    if missing and skip_missing:
-                        skip(node, "missing " + "; ".join(missing))
-                        continue
-                    if missing:
-                        del pending[node.id]
-                        lacking = ToolMissing(f"{node.tier}: missing " + "; ".join(missing))
-                        report.failures[node.id] = lacking
-                        self.emit(Event("failed", node.tier, lacking.message))
-                        continue
-                    if all(d in entries for d in node.needs):
-                        del pending[node.id]
-                        inputs = {d: entries[d] for d in node.needs}
-                        running[pool.submit(self._build_phase, node, inputs)] = ("build", node)
-                if not running:
-                    continue
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    if future not in running:
-                        continue
-                    phase, node = running.pop(future)
-                    try:
-                        result = future.result()
-                    except Exception as exc:
-                        if all(d in report.outcomes for d in node.needs):
-                            failed(node, exc)
-                        else:  # an input is still being verified: it may explain this
-                            held_failures[node.id] = exc
-                        settle()
-                        continue
-                    if phase == "build":
-                        done_build: _Built = result
-                        built[node.id] = done_build
-                        entries[node.id] = done_build.entry
-                        if blocked_by(node):  # an input failed meanwhile: no need to verify
-                            held[node.id] = done_build.outcome(node.tier, None, False)
-                        elif self.verify_enabled:
-                            running[pool.submit(self._verify_phase, node, done_build,
-                                                {d: entries[d] for d in node.needs})] = (
-                                "verify", node)
-                        else:
-                            held[node.id] = done_build.outcome(node.tier, None, False)
-                    else:
-                        verdict, replayed = result
-                        held[node.id] = built[node.id].outcome(node.tier, verdict, replayed)
-                settle()
+        report = Report()
+        run_graph(self, nodes, report, skip_missing=skip_missing)
         if report.outcomes and not (self.atomic and report.failures):
             with locked(self.cache.root / "locks" / f"{self.pid}.lock"):
                 ordered = [report.outcomes[n.id] for n in nodes if n.id in report.outcomes]
@@ -310,7 +152,7 @@ class Engine:
             states[node.tier] = state
         return states
 
-    def _build_phase(self, node: Node, inputs: dict[str, Entry]) -> _Built:
+    def _build_phase(self, node: Node, inputs: dict[str, Entry]) -> Built:
         """The node's entry: from the cache, or built now."""
         started = time.monotonic()
         consumed = {d: e.digest for d, e in inputs.items()}
@@ -331,9 +173,9 @@ class Engine:
         else:
             self.emit(Event("cached", node.tier, str(entry.artifact.primary)))
         self.cache.record_inputs(self.pid, node.id, record)
-        return _Built(key, entry, cached, started)
+        return Built(key, entry, cached, started)
 
-    def _verify_phase(self, node: Node, built: _Built,
+    def _verify_phase(self, node: Node, built: Built,
                       inputs: dict[str, Entry]) -> tuple[Verdict, bool]:
         return self._verify_node(node, built.key, built.entry, inputs)
 
