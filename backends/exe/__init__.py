@@ -98,6 +98,7 @@ class ExeBackend(Backend[ExeOptions]):
     Options = ExeOptions
     uses_sources = False  # the app comes in the wheel; only `datas` files come from the project
     cost = 10.0
+    noop_safe = False  # its keys ask a container runtime (or KVM) what is there
 
     def key_extra(self, options: ExeOptions, project_root: Path) -> dict[str, JSON]:
         """The project files `datas` bundles: the only sources this tier reads directly."""

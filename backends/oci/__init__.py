@@ -98,6 +98,7 @@ class OciBackend(Backend[OciOptions]):
     uses_sources = False  # all it takes from the project comes in the artifacts it consumes
     needs = frozenset({"own_userspace"})
     cost = 5.0
+    noop_safe = False  # its keys ask a container runtime (or KVM) what is there
 
     def key_extra(self, options: OciOptions, project_root: Path) -> dict[str, JSON]:
         """A base from outside the project keys the cache by what it is now, not its name."""

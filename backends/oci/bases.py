@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 from gradient_build.backend import BuildContext, BuildFailed
 from gradient_build.helpers import build_once
 
-from .fsindex import DEFAULT_PATH, KEPT, FsIndex, read_layer
+from .fsindex import DEFAULT_PATH, KEPT, FsIndex, read_layer_cached
 from .layout import (
     DOCKER_TYPES,
     LAYER_TYPES,
@@ -61,17 +61,17 @@ class Base:
     config: dict[str, Any] = field(default_factory=dict)
     daemon_ref: str | None = None
 
-    def fs(self) -> FsIndex:
-        """The base's merged filesystem, read from its layer blobs."""
+    def fs(self, cache: Path | None = None) -> FsIndex:
+        """The base's merged filesystem, read from its layer blobs (their listings kept in
+        `cache`, by digest)."""
         blobs = [layer.blob for layer in self.layers]
 
         def opener(i: int) -> IO[bytes]:
             return blobs[i].open("rb")
 
         index = FsIndex(opener)
-        for blob in blobs:
-            with blob.open("rb") as f:
-                members, _, kept = read_layer(f, KEPT)
+        for layer in self.layers:
+            members, kept = read_layer_cached(layer.blob, layer.digest, KEPT, cache)
             index.apply(members, kept)
         return index
 

@@ -14,13 +14,18 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
 import tarfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+# gzip level of the layers written here: 6 (gzip's and Docker's default). The layers that
+# rarely change are compressed once (kept by diff_id), so only the app layer pays it per build.
+GZIP_LEVEL = 6
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -164,15 +169,58 @@ class LayerBuilder:
             self.entries[name] = entry
 
     def write(self, dest: Path, epoch: int, *, kind: str, created_by: str,
-              compress: bool = True) -> Layer:
-        """Pack into blob `dest`/<digest>; returns the layer with both digests."""
+              compress: bool = True, cache: Path | None = None) -> Layer:
+        """Pack into blob `dest`/<digest>; returns the layer with both digests.
+
+        With `cache`, the tar is written plain first: its digest (the diff_id) names the
+        compressed blob kept there, so a layer that did not change (system, dependencies)
+        is compressed once, not on every build."""
         dest.mkdir(parents=True, exist_ok=True)
         tmp = dest / f".layer-{os.getpid()}-{id(self)}.tmp"
-        digest, size, diff_id = write_tar(tmp, self.entries, epoch, compress=compress)
+        if not (compress and cache is not None):
+            digest, size, diff_id = write_tar(tmp, self.entries, epoch, compress=compress)
+            blob = dest / digest.split(":")[1]
+            tmp.replace(blob)
+            return Layer(blob, digest, size, diff_id,
+                         MT_LAYER_GZIP if compress else MT_LAYER_TAR, kind, created_by)
+        _, _, diff_id = write_tar(tmp, self.entries, epoch, compress=False)
+        # zlib's version too: the same level of another zlib may give other bytes
+        kept = cache / f"{diff_id.split(':')[1]}-{GZIP_LEVEL}-{zlib.ZLIB_RUNTIME_VERSION}.json"
+        try:
+            known = json.loads(kept.read_text())
+            blob = dest / known["digest"].split(":")[1]
+            _link_or_copy(cache / known["digest"].split(":")[1], blob)
+            tmp.unlink()
+            return Layer(blob, known["digest"], known["size"], diff_id, MT_LAYER_GZIP, kind,
+                         created_by)
+        except (OSError, ValueError, KeyError):
+            pass
+        packed = dest / f"{tmp.name}.gz"
+        with tmp.open("rb") as plain, packed.open("wb") as raw:
+            outer = _HashingWriter(raw)
+            with gzip.GzipFile(filename="", mode="wb", fileobj=outer, mtime=0,
+                               compresslevel=GZIP_LEVEL) as gz:
+                for chunk in iter(lambda: plain.read(1 << 20), b""):
+                    gz.write(chunk)
+        tmp.unlink()
+        digest = "sha256:" + outer.hash.hexdigest()
         blob = dest / digest.split(":")[1]
-        tmp.replace(blob)
-        return Layer(blob, digest, size, diff_id, MT_LAYER_GZIP if compress else MT_LAYER_TAR,
-                     kind, created_by)
+        packed.replace(blob)
+        cache.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(blob, cache / blob.name)
+        note = kept.with_suffix(f".{os.getpid()}.tmp")
+        note.write_text(json.dumps({"digest": digest, "size": outer.size}))
+        note.replace(kept)
+        return Layer(blob, digest, outer.size, diff_id, MT_LAYER_GZIP, kind, created_by)
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    if dest.exists():
+        return
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
 
 
 _TYPES = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "symlink": tarfile.SYMTYPE,
@@ -192,7 +240,7 @@ def write_tar(path: Path, entries: dict[str, Entry], epoch: int, *,
     with path.open("wb") as raw:
         outer = _HashingWriter(raw)
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=outer, mtime=0,
-                           compresslevel=6) if compress else None
+                           compresslevel=GZIP_LEVEL) if compress else None
         inner = _HashingWriter(gz) if gz else outer
         with tarfile.open(fileobj=inner, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
             for name in sorted(entries):

@@ -21,7 +21,7 @@ def build_native(ctx: BuildContext[OciOptions], opts: OciOptions, base_name: str
                  epoch: int, out: Path) -> tuple[Image, dict[str, Any]]:
     """Base layers verbatim, then the system, dependency and app layers, and the image tar."""
     base = bases.resolve(ctx, base_name, opts.packages, opts.mirror)
-    fs = base.fs() if base.layers else None
+    fs = base.fs(ctx.tool_cache("oci-fsindex")) if base.layers else None
     added: list[str] = []
     if opts.payload == "exe":
         libs = payload.host_libraries(pay.binaries, pay.bundle_dirs)
@@ -38,7 +38,8 @@ def build_native(ctx: BuildContext[OciOptions], opts: OciOptions, base_name: str
                                 (pay.app, "app", f"{ctx.project.name} {ctx.project.version}")):
         if builder:
             layers.append(builder.write(blobs, layer_mtime(kind, epoch), kind=kind,
-                                        created_by=f"gradient oci: {what}"))
+                                        created_by=f"gradient oci: {what}",
+                                        cache=ctx.tool_cache("oci-layers")))
     env = image_env(base.env, {**pay.env, **opts.env})
     config = image_config(base.config, layers, epoch, {
         "User": opts.user, "Env": env, "Entrypoint": entrypoint,

@@ -94,6 +94,7 @@ class VmBackend(Backend[VmOptions]):
     uses_sources = False
     needs = frozenset({"own_userspace|own_kernel"})
     cost = 120.0
+    noop_safe = False  # its keys ask a container runtime (or KVM) what is there
 
     def requires(self, options: VmOptions) -> tuple[str, ...]:
         return (options.payload,)

@@ -64,8 +64,11 @@ class WheelBackend(Backend[WheelOptions]):
         if not ctx.project.buildable:
             raise BuildFailed("wheel: the project has no pyproject.toml or setup.py; "
                               "a single module ships with the copy tier")
-        src = ctx.project.sources.copy_to(ctx.work / "src")
-        wheel = pep517_build(ctx.run, src, ctx.work / "dist", "wheel", options.frontend)
+        # a cold metadata read built this very wheel already: the backend runs once
+        wheel = ctx.project.take_wheel(options.frontend, ctx.work / "dist")
+        if wheel is None:
+            src = ctx.project.sources.copy_to(ctx.work / "src")
+            wheel = pep517_build(ctx.run, src, ctx.work / "dist", "wheel", options.frontend)
         target = ctx.out / wheel.name
         wheel.replace(target)
         roles: dict[str, str] = {}

@@ -14,6 +14,7 @@ from .backend import Backend
 from .cache import Cache, default_dir
 from .config import Config
 from .engine import Engine
+from .errors import GradientError
 from .events import Emit, discard
 from .graph import project_id
 from .project import Project
@@ -45,14 +46,32 @@ def load_config(path: Path) -> Config:
 
 
 def open_project(config_path: Path | None = None, *, cache_dir: Path | None = None,
-                 out_dir: Path | None = None) -> Session:
-    """Validate gradient.toml and read the project's metadata through its build backend."""
+                 out_dir: Path | None = None, tiers: list[str] | None = None,
+                 emit: Emit | None = None) -> Session:
+    """Validate gradient.toml and read the project's metadata through its build backend;
+    `tiers` (what will be built) lets a cold read build the wheel the wheel tier needs."""
     path = (config_path or Path.cwd() / config_mod.CONFIG_NAME).resolve()
     config = load_config(path)
     cache = Cache((cache_dir or default_dir()).resolve())
     tree = sources.scan(config.root, exclude=set(cache.delivered(project_id(config.root))))
     env = tool_environment(cache.root, tree.epoch)
-    project = project_mod.load(config.root, tree, config, cache.root, env)
+    project = project_mod.load(config.root, tree, config, cache.root, env,
+                               wheel_frontend=_wheel_frontend(config, tiers),
+                               emit=emit or discard)
     smoke_for(config, project)
     out = (out_dir or config.root / "dist" / "gradient").resolve()
     return Session(config, project, registered(), cache, out)
+
+
+def _wheel_frontend(config: Config, tiers: list[str] | None) -> str | None:
+    """The frontend of the wheel node these tiers build (None when no wheel is built)."""
+    if tiers is None:
+        return None
+    from .graph import resolve
+
+    try:
+        nodes = resolve(tiers or config.tiers, config, registered())
+    except GradientError:  # reported by the build itself, with its own words
+        return None
+    wheel = next((n for n in nodes if n.tier == "wheel"), None)
+    return None if wheel is None else str(getattr(wheel.options, "frontend", "auto"))

@@ -111,6 +111,10 @@ class Backend(Generic[OptionsT]):
     file is part of its key; for every other tier only the options it reads are."""
     archive_readers: ClassVar[tuple[ArchiveReader, ...]] = ()
     """Archive formats this tier's artifacts hold that the secret scan must open too."""
+    noop_safe: ClassVar[bool] = True
+    """Its key_extra and verify_environment read only files, the environment, PATH and the
+    installed packages, which the no-op stamp fingerprints (noop.py); False when they ask
+    something else (a Docker daemon, KVM): a build with this tier always takes the full path."""
     cost: ClassVar[float] = 1.0
     """Seconds a build usually takes, until this machine has timed one: longest starts first."""
     needs: ClassVar[frozenset[str]] = frozenset()

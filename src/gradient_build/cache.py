@@ -167,12 +167,16 @@ class Cache:
         shutil.rmtree(doomed, ignore_errors=True)
         return True
 
-    def store(self, key: str, artifact: Artifact, inputs: dict[str, Any]) -> Entry:
-        """Move `artifact.root` into the store under `key` and return the stored entry."""
+    def store(self, key: str, artifact: Artifact, inputs: dict[str, Any],
+              known: dict[str, str] | None = None) -> Entry:
+        """Move `artifact.root` into the store under `key` and return the stored entry;
+        `known` holds sha256s already computed over these very files (by the secret scan)."""
         staging = self.work_dir("store")
         out = staging / "out"
         shutil.move(str(artifact.root), out)
-        digests = {rel: {"sha256": file_digest(out / rel), "size": (out / rel).stat().st_size,
+        known = known or {}
+        digests = {rel: {"sha256": known.get(rel) or file_digest(out / rel),
+                         "size": (out / rel).stat().st_size,
                          "mtime_ns": (out / rel).stat().st_mtime_ns}
                    for rel, _ in artifact.files()}
         stored = Artifact(artifact.tier, out, artifact.primary, artifact.roles, artifact.meta)

@@ -3,15 +3,14 @@ cli_info (registered on the app of cli_app), and Ctrl-C that stops every tool it
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+import time
 from types import FrameType
+from typing import Any
 
-from . import cli_advise, cli_build, cli_info, cli_sbom, cli_scale  # noqa: F401  (commands register)
-from .cli_app import app, hoist_globals, state
 from .errors import GradientError, Stopped
-
-cli_scale.register()  # after build's and the info commands, so --help lists them last
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -25,15 +24,30 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The one top-level handler: a line `error: ...`; tracebacks only with -v or JSON logs."""
+    """The one top-level handler: a line `error: ...`; tracebacks only with -v or JSON logs.
+
+    A no-op `gradient build` is answered from its stamp before Typer, Rich or any backend
+    is imported (noop.py); a build that could leave one runs with its output kept."""
+    from . import noop
+
+    args = sys.argv[1:] if argv is None else argv
+    started = time.time()
+    replayed = noop.replay(args)
+    if replayed is not None:
+        sys.stdout.flush()
+        raise SystemExit(replayed)
+    from . import cli_advise, cli_build, cli_info, cli_sbom, cli_scale  # noqa: F401  (commands)
+    cli_scale.register()  # after build's and the info commands, so --help lists them last
+    from .cli_app import app, hoist_globals, state
     from .cli_render import crash_text, error_text
     from .runner import children
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    tees = _tee() if noop.eligible(args) else None
     code = 0
     try:
-        app(args=hoist_globals(sys.argv[1:] if argv is None else argv), prog_name="gradient")
+        app(args=hoist_globals(args), prog_name="gradient")
     except SystemExit as done:  # Typer's own exit (usage errors, typer.Exit)
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except GradientError as err:
@@ -50,4 +64,27 @@ def main(argv: list[str] | None = None) -> None:
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
+    if tees is not None:
+        sys.stdout, sys.stderr = tees[0].stream, tees[1].stream
+        _stamp(args, started, code, tees, state.pop("noop", None))
     raise SystemExit(code)
+
+
+def _tee() -> tuple[Any, Any]:
+    from .noop import Tee
+
+    out, err = Tee(sys.stdout), Tee(sys.stderr)
+    sys.stdout, sys.stderr = out, err
+    return out, err
+
+
+def _stamp(args: list[str], started: float, code: int, tees: tuple[Any, Any],
+           done: dict[str, Any] | None) -> None:
+    """Leave the no-op stamp of a build that changed nothing; drop a stale one otherwise."""
+    from . import noop
+
+    if code == 0 and done is not None:
+        with contextlib.suppress(OSError):
+            noop.record(args, started, "".join(tees[0].kept), "".join(tees[1].kept), **done)
+    else:
+        noop.forget(args)

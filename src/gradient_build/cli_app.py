@@ -96,10 +96,12 @@ def fail(err: GradientError) -> NoReturn:
     raise typer.Exit(err.exit_code)
 
 
-def open_session(out: Path | None = None) -> Any:
+def open_session(out: Path | None = None, tiers: list[str] | None = None,
+                 emit: Any = None) -> Any:
     from .api import open_project
 
-    return open_project(state.get("config"), cache_dir=state.get("cache_dir"), out_dir=out)
+    return open_project(state.get("config"), cache_dir=state.get("cache_dir"), out_dir=out,
+                        tiers=tiers, emit=emit)
 
 
 def make_renderer(quiet: bool) -> Any:

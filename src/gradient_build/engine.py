@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,30 +13,15 @@ from .backend import Artifact, BuildContext, Verdict, VerifyContext
 from .cache import Cache, Entry, digest_of, max_size
 from .cleanroom import build_paths
 from .config import Config
-from .errors import BuildFailed, GradientError, SecretFound, ToolMissing, VerifyFailed, internal
+from .errors import BuildFailed, GradientError, SecretFound, VerifyFailed
 from .events import Emit, Event
 from .graph import Node, explain, key_inputs, project_id, resolve, verify_key
-from .outputs import Outcome, locked, promote
+from .outputs import locked, promote
 from .project import Project
 from .runner import Runner, tail, tool_environment
 from .sandbox import Sandbox
+from .schedule import Built, Report, run_graph
 from .smoke import smoke_for
-
-
-@dataclass
-class Report:
-    """What a build did: outcomes by node, failures with their errors, skips with reasons."""
-
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    failures: dict[str, GradientError] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    manifest: dict[str, Any] | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if not self.failures:
-            return 0
-        return max(err.exit_code for err in self.failures.values())
 
 
 @dataclass
@@ -49,18 +33,6 @@ class PlanItem:
     missing: list[str]
     key: str | None = None
     """The node's cache key now (None while it waits on a dependency that will rebuild)."""
-
-
-def _why_not(dep: str, report: Report) -> str:
-    """Why a dependency gave nothing to build on, in the words of what happened to it."""
-    if dep in report.skipped:
-        return "was skipped"
-    failure = report.failures[dep]
-    if isinstance(failure, VerifyFailed):
-        return "built but failed its verification"
-    if isinstance(failure, ToolMissing):
-        return "cannot build here (a tool is missing)"
-    return "failed to build"
 
 
 class Engine:
@@ -130,64 +102,14 @@ class Engine:
 
     def build(self, tiers: list[str], *, skip_missing: bool = False) -> Report:
         """Build (and verify) `tiers` and what they need, then promote what succeeded: a
-        failed tier keeps its previous artifact (`atomic`: promote only if all succeeded)."""
-        report = Report()
+        failed tier keeps its previous artifact (`atomic`: promote only if all succeeded).
+
+        A consumer builds as soon as its inputs are built, while they are being verified;
+        its outcome counts only once every input is verified, and a failed input
+        verification cancels what has not started and discards the rest."""
         nodes = self.nodes(tiers)
-        entries: dict[str, Entry] = {}
-        timings = self.cache.timings(self.pid)
-        longest_first = sorted(nodes, key=lambda n: -timings.get(n.id, n.backend.cost))
-        pending = {n.id: n for n in longest_first}
-        running: dict[Future[Outcome], Node] = {}
-
-        def skip(node: Node, why: str) -> None:
-            del pending[node.id]
-            report.skipped[node.id] = why
-            self.emit(Event("skipped", node.tier, why))
-
-        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-            while pending or running:
-                for node in list(pending.values()):
-                    blocked = [d for d in node.needs if d in report.failures or d in report.skipped]
-                    if blocked:
-                        skip(node, "needs " + "; ".join(f"{d}, which {_why_not(d, report)}"
-                                                        for d in blocked))
-                        continue
-                    reason = node.backend.skip(self.project, self.app, node.options)
-                    if reason and skip_missing:
-                        skip(node, reason)
-                        continue
-                    missing = self._missing(node)
-                    if missing and skip_missing:
-                        skip(node, "missing " + "; ".join(missing))
-                        continue
-                    if missing:
-                        del pending[node.id]
-                        lacking = ToolMissing(f"{node.tier}: missing " + "; ".join(missing))
-                        report.failures[node.id] = lacking
-                        self.emit(Event("failed", node.tier, lacking.message))
-                        continue
-                    if all(d in entries for d in node.needs):
-                        del pending[node.id]
-                        inputs = {d: entries[d] for d in node.needs}
-                        running[pool.submit(self._run_node, node, inputs)] = node
-                if not running:
-                    continue
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    node = running.pop(future)
-                    try:
-                        result = future.result()
-                    except GradientError as exc:
-                        report.failures[node.id] = exc
-                        self.emit(Event("failed", node.tier, exc.message, {"detail": exc.detail}))
-                        continue
-                    except Exception as exc:
-                        report.failures[node.id] = failure = internal(f"{node.tier}: ", exc)
-                        self.emit(Event("failed", node.tier, failure.message,
-                                        {"detail": failure.detail, "internal": True}))
-                        continue
-                    entries[node.id] = result.entry
-                    report.outcomes[node.id] = result
+        report = Report()
+        run_graph(self, nodes, report, skip_missing=skip_missing)
         if report.outcomes and not (self.atomic and report.failures):
             with locked(self.cache.root / "locks" / f"{self.pid}.lock"):
                 ordered = [report.outcomes[n.id] for n in nodes if n.id in report.outcomes]
@@ -230,7 +152,8 @@ class Engine:
             states[node.tier] = state
         return states
 
-    def _run_node(self, node: Node, inputs: dict[str, Entry]) -> Outcome:
+    def _build_phase(self, node: Node, inputs: dict[str, Entry]) -> Built:
+        """The node's entry: from the cache, or built now."""
         started = time.monotonic()
         consumed = {d: e.digest for d, e in inputs.items()}
         tools = self._tool_versions(node)
@@ -250,9 +173,11 @@ class Engine:
         else:
             self.emit(Event("cached", node.tier, str(entry.artifact.primary)))
         self.cache.record_inputs(self.pid, node.id, record)
-        verdict, replayed = (self._verify_node(node, key, entry, inputs) if self.verify_enabled
-                             else (None, False))
-        return Outcome(node.tier, entry, cached, verdict, time.monotonic() - started, replayed)
+        return Built(key, entry, cached, started)
+
+    def _verify_phase(self, node: Node, built: Built,
+                      inputs: dict[str, Entry]) -> tuple[Verdict, bool]:
+        return self._verify_node(node, built.key, built.entry, inputs)
 
     def _build_node(self, node: Node, key: str, record: dict[str, Any],
                     inputs: dict[str, Entry]) -> Entry:
@@ -270,8 +195,8 @@ class Engine:
                 distros=self.config.target.distros)
             ctx.work.mkdir()
             artifact = node.backend.build(ctx)
-            self._check_artifact(node, artifact)
-            stored = self.cache.store(key, artifact, record)
+            digests = self._check_artifact(node, artifact)
+            stored = self.cache.store(key, artifact, record, digests)
             self._scan_marker(stored.artifact).touch()
             ok = True
             return stored
@@ -287,29 +212,33 @@ class Engine:
             if ok:
                 shutil.rmtree(work, ignore_errors=True)
 
-    def _check_artifact(self, node: Node, artifact: Artifact) -> None:
+    def _check_artifact(self, node: Node, artifact: Artifact) -> dict[str, str]:
         """The secret scan under this run's [secrets]; remembered per allow-list, so a cache
-        hit is scanned again only when the allow-list changed."""
+        hit is scanned again only when the allow-list changed. One read per file: the
+        sha256 it returns is what the cache stores, and a file found clean before (the same
+        dependency wheels in every wheelhouse) is not scanned again."""
         marker = self._scan_marker(artifact)
         if marker.exists():
-            return
-        from .scan import scan_file  # its patterns compile on import; only a miss needs them
+            return {}
+        from .scan import scan_artifact  # its patterns compile on import: a miss needs them
 
         clean = self.cache.clean_archives()
         known = len(clean)
-        for rel, _ in artifact.files():
-            path = artifact.root / rel
-            if not path.is_file():
-                raise BuildFailed(f"{node.tier}: the backend reported {rel} but did not write it")
-            findings = scan_file(rel, str(path), self.config.secrets.allow, clean,
-                                 self.archive_readers)
-            if findings:
-                listed = "; ".join(f"{f.what} at {f.where}" for f in findings[:5])
-                raise SecretFound(f"{node.tier}: refusing to ship {listed}. {self._ways_out()}")
+        try:
+            digests, findings = scan_artifact(artifact.root, [rel for rel, _ in artifact.files()],
+                                              self.config.secrets.allow, clean,
+                                              self.archive_readers)
+        except FileNotFoundError as missing:
+            raise BuildFailed(f"{node.tier}: the backend reported {missing} but did not "
+                              "write it") from None
+        if findings:
+            listed = "; ".join(f"{f.what} at {f.where}" for f in findings[:5])
+            raise SecretFound(f"{node.tier}: refusing to ship {listed}. {self._ways_out()}")
         if len(clean) > known:
             self.cache.remember_clean_archives(clean)
         if artifact.root.parent.is_relative_to(self.cache.root / "objects"):
             marker.touch()
+        return digests
 
     def _scan_marker(self, artifact: Artifact) -> Path:
         """Beside a cached entry: it passed the scan under this [secrets] allow-list."""

@@ -50,12 +50,12 @@ from .ospkg_verify import prove as prove_transaction
 from .ospkg_verify import prove_os_package
 from .ospkg_verify import suites as debian_suites
 from .ospkg_verify import userspace as debian_userspace
+from .pep517 import pep517_build
 from .pyenv import (
     PIP,
     fetch_wheelhouse,
     fresh_venv,
     offline_install,
-    pep517_build,
     runtime_requirements,
     stage,
     verify_installed,

@@ -6,7 +6,10 @@ import ast
 import json
 import os
 import re
+import shutil
+import subprocess
 import tempfile
+import threading
 import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -17,12 +20,16 @@ import tomli
 
 from .atomic import write_text_atomic
 from .errors import BuildFailed, ConfigError
+from .events import Emit, discard
 from .installer import installer as chosen_installer
 from .options import nearest
+from .runner import Runner
 from .sources import SourceTree
 
 if TYPE_CHECKING:
     from .config import Config
+
+_TAKE = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,25 @@ class Project:
     """What the build backend warned about while preparing metadata (deprecations, say):
     shown with -v, kept out of the way otherwise."""
     sources: SourceTree | None = None
+    wheel: str | None = None
+    """A wheel of exactly these sources, built while reading the metadata (when the wheel
+    tier was about to build one anyway), and the frontend that built it."""
+    wheel_frontend: str | None = None
+
+    def take_wheel(self, frontend: str, dest: Path) -> Path | None:
+        """The wheel reading the metadata built, moved into `dest`, if `frontend` built it:
+        the build backend then runs once per cold build, not twice. Taken once."""
+        with _TAKE:
+            if not self.wheel or self.wheel_frontend != frontend or not Path(self.wheel).is_file():
+                return None
+            built, self.wheel = Path(self.wheel), None
+            dest.mkdir(parents=True, exist_ok=True)
+            try:
+                taken = Path(shutil.move(built, dest / built.name))
+            except OSError:
+                return None
+            shutil.rmtree(built.parent, ignore_errors=True)
+            return taken
 
     @property
     def import_name(self) -> str:
@@ -98,8 +124,13 @@ def is_buildable(root: Path) -> bool:
 
 
 def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
-         env: dict[str, str]) -> Project:
-    """Metadata for the project at `root`, cached by the digest of its sources."""
+         env: dict[str, str], *, wheel_frontend: str | None = None,
+         emit: Emit = discard) -> Project:
+    """Metadata for the project at `root`, cached by the digest of its sources.
+
+    With `wheel_frontend` (the wheel tier is about to build), a cold read builds the wheel
+    with that frontend and takes METADATA and entry_points.txt from it, keeping the wheel
+    for the tier; otherwise it asks prepare_metadata_for_build_wheel alone."""
     if not is_buildable(root):
         return _module_project(root, sources, config)
     store = cache_dir / "metadata" / f"v2-{sources.digest}.json"
@@ -107,7 +138,15 @@ def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
         data = json.loads(store.read_text())
         data["root"] = root
         return Project(**data, sources=sources)
-    project = _prepare_metadata(root, sources, env)
+    project = None
+    if wheel_frontend is not None:
+        keep = cache_dir / "metadata" / f"v2-{sources.digest}-wheel"
+        try:
+            project = _metadata_from_wheel(root, sources, env, wheel_frontend, keep, emit)
+        except BuildFailed:  # the wheel tier builds it again, and reports it as its failure
+            project = None  # (its work directory kept); its metadata may still be there
+    if project is None:
+        project = _prepare_metadata(root, sources, env)
     project.sources = sources
     write_text_atomic(store, json.dumps(project.to_json(), indent=1))
     return project
@@ -164,6 +203,61 @@ def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> P
         project = from_dist_info(root, dist_info)
         project.backend_warnings = list(dict.fromkeys(str(w.message).strip() for w in caught))
         return project
+
+
+def _metadata_from_wheel(root: Path, sources: SourceTree, env: dict[str, str], frontend: str,
+                         keep: Path, emit: Emit) -> Project:
+    """Build the wheel once (as the wheel tier would) and read its .dist-info."""
+    import zipfile
+
+    from .pep517 import pep517_build
+
+    shutil.rmtree(keep, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp:
+        src = sources.copy_to(Path(tmp) / "src")
+        runner = _Recording("wheel", dict(env), emit)
+        wheel = pep517_build(runner, src, Path(tmp) / "dist", "wheel", frontend)
+        with zipfile.ZipFile(wheel) as zf:
+            names = [n for n in zf.namelist() if n.split("/")[0].endswith(".dist-info")]
+            zf.extractall(Path(tmp) / "unpacked", names)
+        project = from_dist_info(root, next((Path(tmp) / "unpacked").glob("*.dist-info")))
+        keep.mkdir(parents=True, exist_ok=True)
+        project.wheel = str(Path(shutil.move(wheel, keep / wheel.name)))
+        project.wheel_frontend = frontend
+        project.backend_warnings = backend_warnings(runner.output)
+    return project
+
+
+class _Recording(Runner):
+    """A Runner that keeps what the tools printed (the backend's warnings are in there)."""
+
+    output: str = ""
+
+    def __call__(self, cmd: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        result = super().__call__(cmd, **kwargs)
+        self.output += result.stdout or ""
+        return result
+
+
+_WARNING = re.compile(r"^\S.*?:\d+: \w*Warning: (.*)$")
+
+
+def backend_warnings(output: str) -> list[str]:
+    """The Python warnings a frontend's output shows, as `warnings` records them: the
+    message (continued over the lines before the echoed source line), once each."""
+    found: list[str] = []
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        match = _WARNING.match(line)
+        if not match:
+            continue
+        message = [match.group(1)]
+        for more in lines[i + 1:]:  # a long message goes on over blank, "!!" and indented
+            if more.strip() and not more.startswith(("!!", "    ")):  # lines; then the
+                break  # echoed source line ("  code") or the tool's own output
+            message.append(more)
+        found.append("\n".join(message).strip())
+    return list(dict.fromkeys(found))
 
 
 # Backends whose prepare_metadata_for_build_wheel writes entry_points.txt too; for others

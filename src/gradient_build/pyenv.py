@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_wheel_filename
 
-from .errors import BuildFailed, ToolMissing
+from .errors import ToolMissing
 from .installer import installer
 from .runner import Runner
 from .sandbox import Result, Sandbox, minimal_env
@@ -29,29 +29,6 @@ OptionsT = TypeVar("OptionsT")
 
 PIP = Tool("pip", f"{sys.executable} -m ensurepip --upgrade (Debian: apt install python3-pip)",
            dist="pip")
-
-
-def pep517_build(run: Runner, source: Path, out: Path, kind: str, frontend: str = "auto") -> Path:
-    """Build a `kind` ("wheel" or "sdist") of `source` into `out` with uv or pypa/build."""
-    uv = uv_path()
-    out.mkdir(parents=True, exist_ok=True)
-    env = dict(run.env)
-    for flags in ("CFLAGS", "CXXFLAGS"):  # compiled code must not record the temp build path
-        env[flags] = f"{env.get(flags, '')} -ffile-prefix-map={source}=.".strip()
-    if frontend == "uv" or (frontend == "auto" and uv):
-        if not uv:
-            raise BuildFailed("frontend = \"uv\" but uv is not installed (pip install uv)")
-        run([uv, "build", f"--{kind}", "--out-dir", out, "--python", sys.executable, source],
-            env=env, what=f"uv build --{kind}")
-    else:
-        installer = ["--installer", "uv"] if uv else []
-        run([sys.executable, "-m", "build", f"--{kind}", "--outdir", out, *installer, source],
-            env=env, what=f"python -m build --{kind}")
-    suffix = ".whl" if kind == "wheel" else ".tar.gz"
-    built = sorted(out.glob(f"*{suffix}"))
-    if len(built) != 1:
-        raise BuildFailed(f"expected one {suffix} from the build, found {len(built)}")
-    return built[0]
 
 
 def runtime_requirements(requires: list[str]) -> list[str]:
@@ -69,17 +46,110 @@ def runtime_requirements(requires: list[str]) -> list[str]:
 
 def fetch_wheelhouse(run: Runner, requirements: list[str | Path], dest: Path,
                      *, exclude: Path | None = None) -> list[Path]:
-    """Wheels for `requirements` and everything they need, downloaded or built into `dest`."""
+    """Wheels for `requirements` and everything they need, downloaded or built into `dest`.
+
+    Nothing runs when the requirements need nothing (a wheel without runtime dependencies).
+    With uv the set is resolved by `uv pip compile`; wheels gradient fetched before come
+    from its wheel store (under pip's cache dir), and pip fetches only the rest, unresolved
+    (`--no-deps`). Without uv, or when uv cannot resolve, `pip wheel` does it all."""
     dest.mkdir(parents=True, exist_ok=True)
-    if not requirements:
+    wanted = [r for r in requirements if not (isinstance(r, Path) and r.suffix == ".whl"
+                                             and not runtime_requirements(wheel_requires(r)))]
+    if not wanted:
         return []
     if importlib.util.find_spec("pip") is None:  # else the tool's output: "No module named pip"
         raise ToolMissing(f"{run.tier}: pip is not installed for {sys.executable}: {PIP.get}")
-    run([sys.executable, "-m", "pip", "wheel", "--wheel-dir", dest, "--prefer-binary",
-         "--find-links", dest, *requirements], what="pip wheel (wheelhouse)")
+    pins = _uv_pins(run, requirements, dest) if uv_path() else None
+    if pins is None:
+        run([sys.executable, "-m", "pip", "wheel", "--wheel-dir", dest, "--prefer-binary",
+             "--find-links", dest, *requirements], what="pip wheel (wheelhouse)")
+    else:
+        store = Path(run.env["PIP_CACHE_DIR"]) / "gradient-wheels" if run.env.get(
+            "PIP_CACHE_DIR") else None
+        missing = [pin for pin in pins if not (store and _link_stored(store, pin, dest))]
+        if missing:
+            run([sys.executable, "-m", "pip", "wheel", "--wheel-dir", dest, "--prefer-binary",
+                 "--no-deps", *missing], what="pip wheel --no-deps (wheelhouse)")
+            if store is not None:
+                _keep(dest, store)
     if exclude is not None:
         (dest / exclude.name).unlink(missing_ok=True)
     return sorted(dest.glob("*.whl"))
+
+
+def wheel_requires(wheel: Path) -> list[str]:
+    """A wheel's Requires-Dist lines, read from its METADATA."""
+    from email.parser import HeaderParser
+
+    with zipfile.ZipFile(wheel) as zf:
+        name = next((n for n in zf.namelist() if n.count("/") == 1
+                     and n.endswith(".dist-info/METADATA")), None)
+        if name is None:
+            return []
+        meta = HeaderParser().parsestr(zf.read(name).decode("utf-8", errors="replace"))
+    return [str(r) for r in meta.get_all("Requires-Dist") or []]
+
+
+def _uv_pins(run: Runner, requirements: list[str | Path], work: Path) -> list[str] | None:
+    """`name==version` of everything `requirements` need (local wheels left out), resolved
+    by uv for this interpreter; None when uv cannot resolve (pip then does it all)."""
+    listing = work.parent / f".{work.name}-requirements.in"
+    listing.write_text("".join(f"{r}\n" for r in requirements))
+    compile_ = [uv_path() or "uv", "pip", "compile", "--quiet", "--no-header", "--no-annotate",
+                "--python", sys.executable, listing]
+    try:  # from uv's cache first (~20 ms), from the index only when that cannot resolve
+        done = run([*compile_, "--offline"], check=False, what="uv pip compile (wheelhouse)")
+        if done.returncode != 0:
+            done = run(compile_, check=False, what="uv pip compile (wheelhouse, online)")
+    finally:
+        listing.unlink(missing_ok=True)
+    if done.returncode != 0:
+        return None
+    pins = [line.split(";")[0].strip() for line in done.stdout.splitlines()]
+    return [p for p in pins if "==" in p and " @ " not in p and not p.startswith("#")]
+
+
+def _link_stored(store: Path, pin: str, dest: Path) -> bool:
+    """Hard-link (or copy) a stored wheel matching `pin` for this interpreter into `dest`."""
+    from packaging.tags import sys_tags
+    from packaging.utils import canonicalize_name
+
+    name, _, version = pin.partition("==")
+    supported = list(sys_tags())
+    candidates = []
+    for wheel in store.glob(f"{canonicalize_name(name).replace('-', '_')}-*.whl"):
+        try:
+            _, ver, _, tags = parse_wheel_filename(wheel.name)
+        except ValueError:
+            continue
+        if str(ver) == version and not tags.isdisjoint(supported):
+            candidates.append((min(supported.index(t) for t in tags if t in supported), wheel))
+    if not candidates:
+        return False
+    best = min(candidates)[1]
+    _link(best, dest / best.name)
+    return True
+
+
+def _keep(dest: Path, store: Path) -> None:
+    """Put a wheelhouse's wheels in the store, under their normalized names."""
+    from packaging.utils import canonicalize_name
+
+    store.mkdir(parents=True, exist_ok=True)
+    for wheel in dest.glob("*.whl"):
+        dist = canonicalize_name(parse_wheel_filename(wheel.name)[0]).replace("-", "_")
+        kept = store / f"{dist}-{wheel.name.split('-', 1)[1]}"
+        if not kept.exists():
+            _link(wheel, kept)
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        pass
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def fresh_venv(sandbox: Sandbox, where: Path, python: str = sys.executable) -> tuple[Path, Result]:

@@ -10,10 +10,11 @@ import tarfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from .artifact import ArchiveReader
+from .sources import file_digest
 
 MAX_SCANNED = 64 << 20
 MAX_DEPTH = 3
@@ -127,6 +128,29 @@ def scan_bytes(name: str, content: bytes, depth: int = 0, clean: set[str] | None
         yield Finding(name, SECRET_PATTERNS[int(match.lastgroup[1:])][1])
 
 
+def is_archive(display: str, readers: Sequence[ArchiveReader] = ()) -> bool:
+    """Named like an archive the scan opens (a large one is read whole, not just its head)."""
+    return display.endswith(ARCHIVE_SUFFIXES) or _reader(display, readers) is not None
+
+
+def scan_bytes_allowed(display: str, content: bytes, allow: list[str],
+                       clean: set[str] | None = None, readers: Sequence[ArchiveReader] = ()
+                       ) -> tuple[list[Finding], bool]:
+    """Secrets in `content` of a file already read, skipping `allow` patterns; and whether
+    there was any finding at all before the allow-list (a file without is clean for any)."""
+    if len(content) > MAX_SCANNED and not is_archive(display, readers):
+        found = [Finding(display, w) for w in [_is_secret_name(display)] if w]
+    else:
+        found = list(scan_bytes(display, content, clean=clean, readers=readers))
+    return _allowed(found, allow), bool(found)
+
+
+def _allowed(findings: list[Finding], allow: list[str]) -> list[Finding]:
+    return [f for f in findings
+            if not any(fnmatch.fnmatch(f.where.split("!")[-1], pat) or fnmatch.fnmatch(f.where, pat)
+                       for pat in allow)]
+
+
 def scan_file(display: str, path: str, allow: list[str], clean: set[str] | None = None,
               readers: Sequence[ArchiveReader] = ()) -> list[Finding]:
     """Secrets in the file at `path` (shown as `display`), skipping `allow` glob patterns."""
@@ -141,3 +165,30 @@ def scan_file(display: str, path: str, allow: list[str], clean: set[str] | None 
     return [f for f in findings
             if not any(fnmatch.fnmatch(f.where.split("!")[-1], pat) or fnmatch.fnmatch(f.where, pat)
                        for pat in allow)]
+
+
+def scan_artifact(root: Path, rels: list[str], allow: list[str], clean: set[str],
+                  readers: Sequence[ArchiveReader] = ()) -> tuple[dict[str, str], list[Finding]]:
+    """(sha256 of each file, the findings of the first file that has some) for an artifact's
+    files, each read once; a file whose digest is in `clean` (found clean before: the same
+    dependency wheels in every wheelhouse) is not scanned again, and one found clean now
+    joins it. FileNotFoundError names a file that is not there."""
+    digests: dict[str, str] = {}
+    for rel in rels:
+        path = root / rel
+        if not path.is_file():
+            raise FileNotFoundError(rel)
+        if path.stat().st_size > MAX_SCANNED and not is_archive(rel, readers):
+            digests[rel] = file_digest(path)  # a disk image: its name is what is scanned
+            findings, raw = scan_file(rel, str(path), allow), True
+        else:
+            content = path.read_bytes()
+            digests[rel] = digest = hashlib.sha256(content).hexdigest()
+            if digest in clean:
+                continue
+            findings, raw = scan_bytes_allowed(rel, content, allow, clean, readers)
+        if findings:
+            return digests, findings
+        if not raw:
+            clean.add(digest)
+    return digests, []

@@ -92,15 +92,21 @@ def file_digest(path: Path) -> str:
 def scan(root: Path, exclude: set[str] | None = None) -> SourceTree:
     """The files the build backend would see (git's view where there is one), and their date;
     `exclude` names files gradient itself delivered into the project."""
-    tracked = _git_files(root)
-    rels = [r for r in (tracked if tracked is not None else _walk(root))
-            if r not in (exclude or ())]
+    rels, in_git = source_files(root, exclude)
     files = {rel: file_digest(root / rel) for rel in rels}
     total = hashlib.sha256()
     for rel, digest in files.items():
         total.update(f"{rel}\0{digest}\n".encode())
     epoch, where = source_date_epoch(root)
-    return SourceTree(root, files, total.hexdigest(), epoch, where, tracked is not None)
+    return SourceTree(root, files, total.hexdigest(), epoch, where, in_git)
+
+
+def source_files(root: Path, exclude: set[str] | None = None) -> tuple[list[str], bool]:
+    """The source files' paths (without hashing them), and whether git listed them."""
+    tracked = _git_files(root)
+    rels = [r for r in (tracked if tracked is not None else _walk(root))
+            if r not in (exclude or ())]
+    return rels, tracked is not None
 
 
 def source_date_epoch(root: Path) -> tuple[int, str]:

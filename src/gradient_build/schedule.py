@@ -1,0 +1,183 @@
+"""When each node of a build runs: a consumer builds as soon as its inputs are built, while
+they are being verified; its outcome (or its failure) counts only once every input is
+verified, and a failed input verification cancels what has not started and discards the
+rest. The engine (engine.py) does the building, verifying and promoting."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from .artifact import Verdict
+from .cache import Entry
+from .errors import GradientError, ToolMissing, VerifyFailed, internal
+from .events import Event
+from .graph import Node
+from .outputs import Outcome
+
+
+@dataclass
+class Report:
+    """What a build did: outcomes by node, failures with their errors, skips with reasons."""
+
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    failures: dict[str, GradientError] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if not self.failures:
+            return 0
+        return max(err.exit_code for err in self.failures.values())
+
+
+
+def _why_not(dep: str, report: Report) -> str:
+    """Why a dependency gave nothing to build on, in the words of what happened to it."""
+    if dep in report.skipped:
+        return "was skipped"
+    failure = report.failures[dep]
+    if isinstance(failure, VerifyFailed):
+        return "built but failed its verification"
+    if isinstance(failure, ToolMissing):
+        return "cannot build here (a tool is missing)"
+    return "failed to build"
+
+
+@dataclass
+class Built:
+    """A node's entry once built (or found), before its verification."""
+
+    key: str
+    entry: Entry
+    cached: bool
+    started: float
+
+    def outcome(self, tier: str, verdict: Verdict | None, replayed: bool) -> Outcome:
+        return Outcome(tier, self.entry, self.cached, verdict, time.monotonic() - self.started,
+                       replayed)
+
+
+def run_graph(engine: Any, nodes: list[Node], report: Report, *, skip_missing: bool) -> None:
+    """Run `nodes` on `engine` (an Engine: its _build_phase and _verify_phase, emit, jobs,
+    verify_enabled) into `report`: outcomes, failures and skips, nothing promoted yet."""
+    by_id = {n.id: n for n in nodes}
+    entries: dict[str, Entry] = {}
+    held: dict[str, Outcome] = {}  # verified, waiting on its inputs' verification
+    held_failures: dict[str, BaseException] = {}  # failed, likewise: whose failure?
+    timings = engine.cache.timings(engine.pid)
+    longest_first = sorted(nodes, key=lambda n: -timings.get(n.id, n.backend.cost))
+    pending = {n.id: n for n in longest_first}
+    running: dict[Future[Any], tuple[str, Node]] = {}
+    built: dict[str, Built] = {}
+
+    def skip(node: Node, why: str) -> None:
+        pending.pop(node.id, None)
+        report.skipped[node.id] = why
+        engine.emit(Event("skipped", node.tier, why))
+
+    def blocked_by(node: Node) -> list[str]:
+        return [d for d in node.needs if d in report.failures or d in report.skipped]
+
+    def needs_text(blocked: list[str]) -> str:
+        return "needs " + "; ".join(f"{d}, which {_why_not(d, report)}" for d in blocked)
+
+    def settle() -> None:
+        """Promote held outcomes whose inputs are final; discard those that lost one."""
+        changed = True
+        while changed:
+            changed = False
+            for nid in list(held):
+                blocked = blocked_by(by_id[nid])
+                if blocked:
+                    del held[nid]
+                    skip(by_id[nid], needs_text(blocked) + " (its build was discarded)")
+                    changed = True
+                elif all(d in report.outcomes for d in by_id[nid].needs):
+                    report.outcomes[nid] = held.pop(nid)
+                    changed = True
+            for nid, exc in list(held_failures.items()):
+                blocked = blocked_by(by_id[nid])
+                if blocked or all(d in report.outcomes for d in by_id[nid].needs):
+                    del held_failures[nid]
+                    if blocked:  # its input's failure explains it; its own is moot
+                        skip(by_id[nid], needs_text(blocked) + " (its build was discarded)")
+                    else:
+                        failed(by_id[nid], exc)
+                    changed = True
+            for future, (_, node) in list(running.items()):
+                blocked = blocked_by(node)
+                if blocked and future.cancel():  # not started yet: it never will
+                    del running[future]
+                    skip(node, needs_text(blocked))
+                    changed = True
+
+    def failed(node: Node, exc: BaseException) -> None:
+        if isinstance(exc, GradientError):
+            report.failures[node.id] = exc
+            engine.emit(Event("failed", node.tier, exc.message, {"detail": exc.detail}))
+        else:
+            report.failures[node.id] = failure = internal(f"{node.tier}: ", exc)
+            engine.emit(Event("failed", node.tier, failure.message,
+                            {"detail": failure.detail, "internal": True}))
+
+    with ThreadPoolExecutor(max_workers=max(1, engine.jobs)) as pool:
+        while pending or running:
+            for node in list(pending.values()):
+                blocked = blocked_by(node)
+                if blocked:
+                    skip(node, needs_text(blocked))
+                    continue
+                reason = node.backend.skip(engine.project, engine.app, node.options)
+                if reason and skip_missing:
+                    skip(node, reason)
+                    continue
+                missing = engine._missing(node)
+                if missing and skip_missing:
+                    skip(node, "missing " + "; ".join(missing))
+                    continue
+                if missing:
+                    del pending[node.id]
+                    lacking = ToolMissing(f"{node.tier}: missing " + "; ".join(missing))
+                    report.failures[node.id] = lacking
+                    engine.emit(Event("failed", node.tier, lacking.message))
+                    continue
+                if all(d in entries for d in node.needs):
+                    del pending[node.id]
+                    inputs = {d: entries[d] for d in node.needs}
+                    running[pool.submit(engine._build_phase, node, inputs)] = ("build", node)
+            if not running:
+                continue
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                if future not in running:
+                    continue
+                phase, node = running.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    if all(d in report.outcomes for d in node.needs):
+                        failed(node, exc)
+                    else:  # an input is still being verified: it may explain this
+                        held_failures[node.id] = exc
+                    settle()
+                    continue
+                if phase == "build":
+                    done_build: Built = result
+                    built[node.id] = done_build
+                    entries[node.id] = done_build.entry
+                    if blocked_by(node):  # an input failed meanwhile: no need to verify
+                        held[node.id] = done_build.outcome(node.tier, None, False)
+                    elif engine.verify_enabled:
+                        running[pool.submit(engine._verify_phase, node, done_build,
+                                            {d: entries[d] for d in node.needs})] = (
+                            "verify", node)
+                    else:
+                        held[node.id] = done_build.outcome(node.tier, None, False)
+                else:
+                    verdict, replayed = result
+                    held[node.id] = built[node.id].outcome(node.tier, verdict, replayed)
+            settle()

@@ -1,0 +1,155 @@
+"""What the speed work changed in behaviour (the speed itself is in benchmarks/): the build
+backend runs once on a cold wheel build, no wheelhouse step without dependencies, a consumer
+builds while its input is verified and is discarded when that verification fails, and the
+no-op path does not import the backends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import artifact_entry
+
+Gradient = Callable[..., subprocess.CompletedProcess[str]]
+
+SETUP_PY = """\
+import sys, warnings
+from setuptools import setup
+with open({log!r}, "a") as log:
+    log.write(" ".join(sys.argv[1:2]) + "\\n")
+warnings.warn("gradient-test-backend-warning", UserWarning)
+setup()
+"""
+
+
+def _events(stdout_and_err: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout_and_err.splitlines() if line.startswith("{")]
+
+
+def _counting_project(root: Path, log: Path, deps: str = "") -> Path:
+    """A setuptools project whose setup.py notes each command it runs (the hook's kind)."""
+    (root / "tally").mkdir(parents=True)
+    (root / "tally/__init__.py").write_text("def main():\n    print('tally ok')\n")
+    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "tally"
+        version = "1.0"
+        dependencies = [{deps}]
+        [project.scripts]
+        tally = "tally:main"
+        [tool.setuptools]
+        packages = ["tally"]
+        """))
+    (root / "setup.py").write_text(SETUP_PY.format(log=str(log)))
+    (root / "gradient.toml").write_text('tier = "wheel"\n')
+    return root
+
+
+def test_a_cold_wheel_build_runs_the_backend_once(tmp_path: Path, gradient: Gradient) -> None:
+    log = tmp_path / "hooks.log"
+    project = _counting_project(tmp_path / "tally", log)
+    result = gradient(project, "build", "--no-verify", "--log-format", "json",
+                      cache_dir=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    commands = log.read_text().split()
+    assert commands.count("bdist_wheel") == 1, commands
+    assert "dist_info" not in commands, f"a separate metadata pass ran: {commands}"
+    warned = [e for e in _events(result.stdout + result.stderr)
+              if e["kind"] == "backend-warning" and "gradient-test-backend-warning" in e["event"]]
+    assert len(warned) == 1, warned
+    assert artifact_entry(project, "wheel")["path"].endswith("tally-1.0-py3-none-any.whl")
+    # what the metadata read from the wheel: the console script the app runs
+    stored = [json.loads(p.read_text()) for p in (tmp_path / "cache/metadata").glob("*.json")]
+    assert [m["scripts"] for m in stored] == [{"tally": "tally:main"}]
+
+
+def test_without_a_wheel_to_build_only_the_metadata_hook_runs(tmp_path: Path,
+                                                              gradient: Gradient) -> None:
+    log = tmp_path / "hooks.log"
+    project = _counting_project(tmp_path / "tally", log)
+    result = gradient(project, "plan", "--json", cache_dir=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    commands = log.read_text().split()
+    assert "dist_info" in commands and "bdist_wheel" not in commands, commands
+
+
+def test_no_wheelhouse_step_without_dependencies(tmp_path: Path, gradient: Gradient) -> None:
+    project = _counting_project(tmp_path / "tally", tmp_path / "hooks.log")
+    result = gradient(project, "build", "--log-format", "json", cache_dir=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    steps = [e["event"] for e in _events(result.stdout + result.stderr) if e["kind"] == "step"]
+    assert not any("wheelhouse" in s for s in steps), steps
+    assert artifact_entry(project, "wheel")["verified"]
+
+
+def test_a_wheelhouse_is_filled_from_the_store_the_second_time(
+        example: Callable[..., Path], tmp_path: Path, gradient: Gradient) -> None:
+    cache = tmp_path / "cache"
+    first = example("hello-app", toml='tier = "wheel"\n')
+    assert gradient(first, "build", "--no-verify", cache_dir=cache).returncode == 0
+    house = sorted(p.name for p in (first / "dist/gradient/wheel/wheelhouse").glob("*.whl"))
+    assert any(name.startswith("attrs-") for name in house), house
+    second = example("hello-app", toml='tier = "wheel"\n')  # another tree: a new cache key
+    (second / "NEWS.txt").write_text("changed\n")
+    again = gradient(second, "build", "--log-format", "json", cache_dir=cache)
+    assert again.returncode == 0, again.stderr
+    steps = [e["event"] for e in _events(again.stdout + again.stderr) if e["kind"] == "step"]
+    assert not any(s.startswith("pip wheel") for s in steps), steps
+    assert sorted(p.name for p in (second / "dist/gradient/wheel/wheelhouse").glob("*.whl")) \
+        == house
+    assert artifact_entry(second, "wheel")["verified"]
+
+
+def test_a_consumer_builds_while_its_input_is_verified_and_is_discarded_when_it_fails(
+        example: Callable[..., Path], gradient: Gradient) -> None:
+    toml = 'tier = ["wheel", "pex"]\n[verify]\nargs = ["x"]\nexpect = "never printed"\n'
+    project = example("hello-app", toml=toml)
+    result = gradient(project, "build", "--jobs", "2", "--log-format", "json")
+    assert result.returncode == 1
+    events = _events(result.stdout + result.stderr)
+    order = [(e["kind"], e["tier"]) for e in events]
+    assert ("start", "pex") in order or ("cached", "pex") in order, order
+    pex_began = next(i for i, k in enumerate(order) if k in (("start", "pex"), ("cached", "pex")))
+    wheel_failed = order.index(("failed", "wheel"))
+    assert pex_began < wheel_failed, "pex waited for the wheel's verification"
+    skipped = next(e for e in events if e["kind"] == "skipped" and e["tier"] == "pex")
+    assert "needs wheel, which built but failed its verification" in skipped["event"]
+    manifest = project / "dist/gradient/manifest.json"
+    assert not manifest.exists() or not any(
+        a["tier"] == "pex" for a in json.loads(manifest.read_text())["artifacts"])
+
+
+def _imported(stderr: str) -> list[str]:
+    """Module names from PYTHONPROFILEIMPORTTIME's lines ("import time: self | cumulative |
+    name")."""
+    return [line.rsplit("|", 1)[1].strip() for line in stderr.splitlines()
+            if line.startswith("import time:") and line.count("|") == 2][1:]
+
+
+def test_the_no_op_path_imports_no_backend(example: Callable[..., Path],
+                                           gradient: Gradient) -> None:
+    project = example("hello-app", toml='tier = ["wheel", "sdist"]\n')
+    assert gradient(project, "build").returncode == 0
+    noop = gradient(project, "build")  # a no-op through the full path: it leaves the stamp
+    assert noop.returncode == 0, noop.stderr
+    probe = gradient(project, "build", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert probe.returncode == 0, probe.stderr
+    names = _imported(probe.stderr)
+    assert "gradient_build.noop" in names, names
+    assert not [n for n in names if n.startswith("gradient_backends")], names
+    assert not [n for n in names if n.split(".")[0] in ("typer", "rich", "structlog")], names
+    assert probe.stdout == noop.stdout, "the replay did not print what the no-op printed"
+    # a changed source is not a no-op: the full path runs and rebuilds what it feeds
+    (project / "src/hello_app/cli.py").write_text(
+        (project / "src/hello_app/cli.py").read_text() + "\n# changed\n")
+    changed = gradient(project, "build", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert changed.returncode == 0, changed.stderr
+    assert any(n.startswith("gradient_backends") for n in _imported(changed.stderr))
+    assert not artifact_entry(project, "wheel")["cached"]
