@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 from conftest import artifact_entry, copy_example, manifest, run_gradient
-
 from gradient_backends.vm.base import Recipe, debootstrap
 from gradient_backends.vm.boot import root_offset
+
 from gradient_build.backend import Runner
 
 EXPECT = "hello, gradient! (from hello-app 0.1.0)"
