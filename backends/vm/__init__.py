@@ -142,15 +142,13 @@ class VmBackend(Backend[VmOptions]):
         opts = ctx.options
         source = ctx.inputs[opts.payload]
         base = resolve(ctx)
-        kernel = base.path.parent / "vmlinuz"
-        accelerator, why = choose(opts.accelerator, kernel if kernel.is_file() else None,
-                                  ctx.tool_cache("vm"))
+        inside, kernel = self._check_base(ctx, base.path)
+        accelerator, why = choose(opts.accelerator, kernel, ctx.tool_cache("vm"))
         image_name = f"{ctx.project.name}-{ctx.project.version}.qcow2"
         template_file = ctx.out / "app.pkr.hcl"
         template_file.write_text(packer.render(ctx, accelerator, image_name))
         payload = ctx.work / "payload"
         launchers = packer.payload_dir(ctx, source, payload)
-        inside = self._check_base(ctx, base.path)
         ssh_vars: list[str] = []
         if opts.communicator == "ssh":
             from .ssh import keypair, seed
@@ -175,20 +173,23 @@ class VmBackend(Backend[VmOptions]):
         return Artifact(self.name, ctx.out, image_name, {"app.pkr.hcl": "template"}, meta)
 
     @staticmethod
-    def _check_base(ctx: BuildContext[VmOptions], path: Path) -> dict[str, JSON] | None:
-        """A disk-file base is looked into first: a communicator it cannot work with is a
-        configuration error now, not a Packer timeout later."""
+    def _check_base(ctx: BuildContext[VmOptions],
+                    path: Path) -> tuple[dict[str, JSON] | None, Path | None]:
+        """(what a disk-file base holds, its kernel): it is looked into first, so a
+        communicator it cannot work with is a configuration error now, not a Packer timeout
+        later. gradient's own base keeps its kernel beside it."""
         if ctx.options.base.startswith("debootstrap:"):
-            return None
+            beside = path.parent / "vmlinuz"
+            return None, beside if beside.is_file() else None
         from .ssh import look_inside, mismatch
 
-        found = look_inside(path, ctx.work)
+        found, kernel = look_inside(path, ctx.work)
         if found is None:
-            return None  # no ext4 root to read: Packer's bounded waits decide
+            return None, None  # no ext4 root to read: Packer's bounded waits decide
         problem = mismatch(ctx, ctx.options.base, found)
         if problem:
             raise ctx.option_error(problem, "communicator")
-        return dict(found)
+        return dict(found), kernel
 
     def verify(self, ctx: VerifyContext[VmOptions], artifact: Artifact) -> Verdict:
         from .boot import verify_image

@@ -80,14 +80,27 @@ def smoke_script(ctx: VerifyContext[VmOptions], artifact: Artifact) -> tuple[lis
 
 
 def kernel_of(disk: Path, where: Path) -> Path | None:
-    """The image's kernel, copied out of its FAT boot partition (for the KVM probe)."""
-    offset = boot_offset(disk)
-    if offset is None:
-        return None
+    """The image's kernel (for the KVM probe): from gradient's FAT boot partition, else the
+    newest /boot/vmlinuz-* of its ext4 root (a vendor cloud image)."""
     dest = where / "vmlinuz"
-    proc = subprocess.run(["mcopy", "-n", "-i", f"{disk}@@{offset}", "::/vmlinuz", str(dest)],
-                          capture_output=True, timeout=60)
-    return dest if proc.returncode == 0 and dest.is_file() else None
+    offset = boot_offset(disk)
+    if offset is not None:
+        proc = subprocess.run(["mcopy", "-n", "-i", f"{disk}@@{offset}", "::/vmlinuz",
+                               str(dest)], capture_output=True, timeout=60)
+        if proc.returncode == 0 and dest.is_file():
+            return dest
+    root = root_offset(disk)
+    if root is None:
+        return None
+    listing = subprocess.run(["debugfs", "-R", "ls -p /boot", f"{disk}?offset={root}"],
+                             capture_output=True, text=True, timeout=60).stdout
+    names = sorted(field for line in listing.splitlines() for field in line.split("/")
+                   if field.startswith("vmlinuz-"))
+    if not names:
+        return None
+    subprocess.run(["debugfs", "-R", f"dump /boot/{names[-1]} {dest}", f"{disk}?offset={root}"],
+                   capture_output=True, timeout=120)
+    return dest if dest.is_file() and dest.stat().st_size > 0 else None
 
 
 def verify_image(ctx: VerifyContext[VmOptions], artifact: Artifact,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from gradient_build.backend import BuildContext
 
-from .boot import root_offset
+from .boot import kernel_of, root_offset
 
 if TYPE_CHECKING:
     from . import VmOptions
@@ -52,22 +52,23 @@ def seed(ctx: BuildContext[VmOptions], public_key: str) -> Path:
     return folder
 
 
-def look_inside(image: Path, work: Path) -> dict[str, bool] | None:
-    """Which of gradient's unit, sshd and cloud-init a disk-file base holds, read with debugfs
-    from a sparse raw copy; None when no ext4 root filesystem was found (LVM, xfs...)."""
+def look_inside(image: Path, work: Path) -> tuple[dict[str, bool] | None, Path | None]:
+    """(which of gradient's unit, sshd and cloud-init a disk-file base holds, its kernel for
+    the KVM probe), read with debugfs from a sparse raw copy; (None, None) when no ext4 root
+    filesystem was found (LVM, xfs...)."""
     raw = work / "base-inspect.raw"
     try:
         subprocess.run(["qemu-img", "convert", "-O", "raw", str(image), str(raw)], check=True,
                        capture_output=True, timeout=600)
         offset = root_offset(raw)
         if offset is None:
-            return None
+            return None, None
         found: dict[str, bool] = {}
         for name, paths in (("unit", (UNIT,)), ("sshd", SSHD), ("cloud-init", CLOUD_INIT)):
             found[name] = any(_exists(raw, offset, path) for path in paths)
-        return found
+        return found, kernel_of(raw, work)
     except (subprocess.SubprocessError, OSError):
-        return None
+        return None, None
     finally:
         raw.unlink(missing_ok=True)
 
