@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 GRADIENT := $(VENV)/bin/gradient
 APT_PACKAGES := docker.io debootstrap umoci runc packer qemu-system-x86 qemu-utils dosfstools mtools \
-  syslinux syslinux-common xorriso fdisk e2fsprogs docker-registry rsync dpkg rpm lintian
+  syslinux syslinux-common xorriso fdisk e2fsprogs docker-registry rsync dpkg rpm lintian \
+  openssh-client
 export GRADIENT_CACHE_DIR ?= $(CURDIR)/.gradient-cache
 # MicroPython's WebAssembly port (npm), the mpy tier's second runtime: into gradient's cache
 MPY_WASM_VERSION := 1.27.0
@@ -25,7 +26,7 @@ setup: system venv npm dockerd
 # Installed only when missing and root.
 system:
 	@missing=""; for t in dockerd debootstrap umoci runc packer qemu-system-x86_64 qemu-img mkfs.vfat \
-	  mcopy syslinux xorriso sfdisk debugfs docker-registry rsync dpkg rpm lintian; do command -v $$t >/dev/null || missing=1; done; \
+	  mcopy syslinux xorriso sfdisk debugfs docker-registry rsync dpkg rpm lintian ssh-keygen; do command -v $$t >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
@@ -74,7 +75,7 @@ lint: venv
 	$(VENV)/bin/mypy src/gradient_build backends
 
 bench: setup
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) .gradient-cache examples/*/dist examples/*/vendor

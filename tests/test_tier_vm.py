@@ -70,7 +70,7 @@ def test_packer_template_is_kept_and_validates(built: Path, tmp_path: Path) -> N
     hcl = (built / "dist/gradient/vm/app.pkr.hcl").read_text()
     for line in ('disk_image       = true', 'communicator     = "none"',
                  'cd_label         = "PAYLOAD"', 'disk_size        = "2048M"',
-                 'compression_type=zstd'):
+                 'compression_type=zstd', 'user,id=user.0,restrict=on'):
         assert line in hcl
     assert "/tmp" not in hcl and str(built) not in hcl  # no path of the build machine
     base = tmp_path / "base.qcow2"

@@ -1,5 +1,6 @@
-"""The Packer side: the HCL2 template (kept beside the image), the PAYLOAD disc's contents, and
-`packer validate` + `packer build` with the qemu builder, communicator none.
+"""The Packer side: the HCL2 template (kept beside the image), the payload's folder (the PAYLOAD
+disc for communicator none, the file provisioner's upload for ssh), and `packer validate` +
+`packer build` with the qemu builder.
 
 The template names no path of this machine: the base, the payload folder and the output are
 variables given on the command line, so a user can read it, edit it and rerun it. Pitfalls
@@ -37,6 +38,7 @@ PLUGINS = """packer {
 }
 """
 OK_MARK = "GRADIENT-PROVISION-OK"
+USERNAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 FAILED_MARK = "GRADIENT-PROVISION-FAILED"
 
 
@@ -57,7 +59,16 @@ def render(ctx: BuildContext[VmOptions], accelerator: str, vm_name: str) -> str:
               "@ACCELERATOR@": accelerator, "@DISK_SIZE@": str(opts.disk_size),
               "@MEMORY@": str(opts.memory), "@SHUTDOWN_TIMEOUT@": str(opts.build_timeout),
               "@VM_NAME@": vm_name}
-    text = template("app.pkr.hcl")
+    if opts.communicator == "ssh":
+        from .ssh import KEY_COMMENT
+
+        if not USERNAME.fullmatch(opts.ssh_username):
+            raise ctx.option_error(f"ssh_username {opts.ssh_username!r} is not a login name "
+                                   "(lowercase letters, digits, _ and -)", "ssh_username",
+                                   suggestion="debian")
+        values.update({"@SSH_USERNAME@": opts.ssh_username,
+                       "@SSH_TIMEOUT@": str(opts.ssh_timeout), "@KEY_COMMENT@": KEY_COMMENT})
+    text = template("app-ssh.pkr.hcl" if opts.communicator == "ssh" else "app.pkr.hcl")
     for key, value in values.items():
         text = text.replace(key, value)
     return text
@@ -115,8 +126,9 @@ def _service(ctx: BuildContext[VmOptions], launchers: list[str]) -> list[str]:
 
 
 def build(ctx: BuildContext[VmOptions], template_file: Path, base: Path, payload: Path,
-          vm_name: str) -> tuple[Path, float, str]:
-    """Run packer validate and build; (the image, seconds, the provisioning console's tail)."""
+          vm_name: str, ssh_vars: list[str]) -> tuple[Path, float, str]:
+    """Run packer validate and build; (the image, seconds, the provisioning console's tail).
+    `ssh_vars` are the ssh flow's -var arguments (seed_dir, ssh_key), empty for none."""
     tmp = ctx.work / "tmp"
     tmp.mkdir(exist_ok=True)
     out = ctx.work / "packer-out"
@@ -127,20 +139,28 @@ def build(ctx: BuildContext[VmOptions], template_file: Path, base: Path, payload
            "PACKER_PLUGIN_PATH": str(ctx.tool_cache("packer") / "plugins"),
            "PACKER_NO_COLOR": "1"}
     args = ["-var", f"base={base}", "-var", f"payload_dir={payload}", "-var",
-            f"output_dir={out}", "-var", f"serial_log={log}"]
+            f"output_dir={out}", "-var", f"serial_log={log}", *ssh_vars]
     ctx.run(["packer", "validate", *args, template_file.name], cwd=template_file.parent,
             env=env, what="packer validate")
     started = time.monotonic()
+    ssh = ctx.options.communicator == "ssh"
+    limit = ctx.options.build_timeout + (ctx.options.ssh_timeout if ssh else 0) + 300
     try:
-        ctx.run(["packer", "build", "-color=false", *args, template_file.name],
-                cwd=template_file.parent, env=env, timeout=ctx.options.build_timeout + 300,
-                what="packer build (qemu, provisioning from the PAYLOAD disc)")
+        proc = ctx.run(["packer", "build", "-color=false", *args, template_file.name],
+                       cwd=template_file.parent, env=env, timeout=limit, check=False,
+                       what=("packer build (qemu, ssh: file + shell provisioners)" if ssh else
+                             "packer build (qemu, provisioning from the PAYLOAD disc)"))
     finally:
         for left in tmp.glob("packer_to_cdrom*"):
             shutil.rmtree(left, ignore_errors=True)
     seconds = time.monotonic() - started
     console = log.read_text(errors="replace") if log.exists() else ""
-    if OK_MARK not in console:
+    if proc.returncode != 0:
+        raise BuildFailed(f"vm: packer build failed (exit {proc.returncode}) after "
+                          f"{seconds:.0f} s: {_why(ctx, proc.stdout, console)}",
+                          detail=tail(proc.stdout, 30) + "\n-- serial console --\n"
+                          + tail(console, 20))
+    if not ssh and OK_MARK not in console:
         failed = re.search(rf"{FAILED_MARK} (.*)", console)
         why = failed.group(1).strip() if failed else "it never reported on the serial console"
         raise BuildFailed(f"vm: provisioning the image failed: {why}",
@@ -149,3 +169,21 @@ def build(ctx: BuildContext[VmOptions], template_file: Path, base: Path, payload
     if not image.is_file():
         raise BuildFailed(f"vm: packer build made no {vm_name} in its output folder")
     return image, seconds, tail(console, 5)
+
+
+def _why(ctx: BuildContext[VmOptions], output: str, console: str) -> str:
+    """Packer's failure in words a user can act on."""
+    opts = ctx.options
+    if "Timeout waiting for SSH" in output:
+        return (f"it never got an SSH login as {opts.ssh_username!r} within ssh_timeout = "
+                f"{opts.ssh_timeout} s. The base must start sshd and let cloud-init read the "
+                "NoCloud seed (disc label cidata) that carries the key; check ssh_username "
+                "(the image's login user) and the serial console below")
+    if "Timeout waiting for machine to shutdown" in output or "Timeout waiting" in output:
+        return (f"the VM did not power off within build_timeout = {opts.build_timeout} s "
+                "(see the serial console below)")
+    failed = re.search(rf"{FAILED_MARK} (.*)", console)
+    if failed:
+        return f"provisioning failed: {failed.group(1).strip()}"
+    errors = [line.strip() for line in output.splitlines() if "error" in line.lower()]
+    return errors[-1] if errors else "see Packer's output below"

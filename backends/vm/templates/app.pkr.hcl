@@ -50,8 +50,12 @@ source "qemu" "app" {
   qemu_img_args {
     convert = ["-o", "compression_type=zstd"]
   }
-  # only keys Packer does not set itself: a -drive here would replace Packer's disk and disc
-  qemuargs = [["-serial", "file:${var.serial_log}"]]
+  # a key given here replaces Packer's own: never -drive (it would drop Packer's disk and
+  # disc); -netdev is Packer's user-mode net, restricted (the guest reaches nothing outside)
+  qemuargs = [
+    ["-serial", "file:${var.serial_log}"],
+    ["-netdev", "user,id=user.0,restrict=on"],
+  ]
 }
 
 build {
