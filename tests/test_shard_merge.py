@@ -62,7 +62,7 @@ def test_shards_merge_into_one_manifest_and_one_sha256sums(
         digest, rel = line.split("  ")
         assert sha256(project / "dist/r" / rel) == digest
         shard = one if rel.startswith("sdist/") else two
-        assert sha256(shard / rel) == digest
+        assert sha256(shard / rel) == digest, rel
 
 
 def test_a_missing_or_failed_shard_fails_the_merge_unless_partial(

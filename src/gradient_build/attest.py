@@ -75,8 +75,16 @@ _memos: dict[str, Memo] = {}
 
 def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]],
                  project: dict[str, str], commit: str | None) -> list[Attestation]:
-    """The SBOM and provenance of one cached entry's artifact."""
+    """The SBOM and provenance of one cached entry's artifact, or the ones a promoted output
+    already holds beside it (`gradient merge` of shards: written by the build that made the
+    bytes, with its epoch and inputs, which a merge does not have)."""
     entry_dir = artifact.root.parent
+    if not (entry_dir / "inputs.json").exists():
+        kept = [(sbom_name(artifact.primary), "sbom"),
+                (provenance_name(artifact.primary), "provenance")]
+        if all((artifact.root / rel).is_file() for rel, _ in kept):
+            return [Attestation(rel, role, (artifact.root / rel).read_text())
+                    for rel, role in kept]
     memo = entry_dir / f"sbom-{__version__}.cdx.json"
     sha = digests[artifact.primary]["sha256"]
     record: dict[str, Any] = {}
