@@ -243,3 +243,26 @@ def test_advise_build_proves_the_advice(example: Callable[..., Path],
     failing = example("hello-app")
     (failing / "src/hello_app/cli.py").write_text("raise SystemExit(3)\n")
     assert gradient(failing, "advise", "--build").returncode == 1
+
+
+def test_a_given_fact_explains_the_fit_before_one_it_implies(
+        subjects: dict[str, Subject]) -> None:
+    """own_kernel implies own_userspace; the vm fits because of the kernel it brings."""
+    subject = subjects["hello-app"]
+    advice = advise(subject, subject.config.target.answered({"own_kernel": True}, "flag"))
+    assert advice.recommended == "vm"
+    assert advice.chain == "the target needs the app to bring its own kernel (a VM image) -> vm"
+
+
+def test_an_extras_requirement_does_not_keep_a_module_off_micropython(
+        tmp_path: Path, gradient: Gradient) -> None:
+    """Only what installs without extras counts: a `dev` extra is not the board's problem."""
+    project = tmp_path / "blink"
+    project.mkdir()
+    (project / "blink.py").write_text('"""Blink."""\n\n\ndef main():\n    return 1\n')
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"'
+        '\n\n[project]\nname = "blink"\nversion = "0.1"\n'
+        '[project.optional-dependencies]\ndev = ["doc8"]\n')
+    data = advice(gradient, project, "--microcontroller")
+    assert data["recommended"] == "mpy", data["steps"]

@@ -37,6 +37,7 @@ from gradient_build.backend import (
     VerifyContext,
     doc,
 )
+from gradient_build.helpers import runtime_requirements
 
 from .header import NEWEST, Header, read_header, runs_on
 from .proof import prove
@@ -91,8 +92,9 @@ class MpyBackend(Backend[MpyOptions]):
         if compiled:
             return (f"its package holds CPython extension code ({', '.join(compiled[:3])}), "
                     "which MicroPython cannot load")
-        if project.requires and not options.deps:
-            return (f"it requires PyPI packages ({', '.join(project.requires[:3])}) that "
+        required = runtime_requirements(project.requires)  # an extra's are not needed
+        if required and not options.deps:
+            return (f"it requires PyPI packages ({', '.join(required[:3])}) that "
                     "MicroPython cannot install: name the mip packages it needs in "
                     "[tiers.mpy] deps")
         return None

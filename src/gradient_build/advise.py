@@ -160,7 +160,10 @@ def _unmet_words(need: str, target: Target, facts: dict[str, ProjectFact]) -> st
 def _fit_words(needs: frozenset[str], target: Target, facts: dict[str, ProjectFact]) -> str:
     parts = []
     for need in sorted(needs, key=lambda n: (n.split("|")[0] in target.known, n)):
-        for word in need.split("|"):
+        # a fact the user gave explains the fit better than one it implies (own_kernel
+        # implies own_userspace: the vm fits because of the kernel, not the container)
+        for word in sorted(need.split("|"), key=lambda w: w in target.known
+                           and target.source(w) == "implied"):
             if word in target.known and target.has(word):
                 parts.append(f"the target {target.words(word, True)}")
                 break
