@@ -153,3 +153,52 @@ def test_the_no_op_path_imports_no_backend(example: Callable[..., Path],
     assert changed.returncode == 0, changed.stderr
     assert any(n.startswith("gradient_backends") for n in _imported(changed.stderr))
     assert not artifact_entry(project, "wheel")["cached"]
+
+
+def _leftovers(cache: Path) -> list[str]:
+    """Early builds' temporary folders, and tools still running from them."""
+    folders = [p.name for p in (cache / "tmp").glob("meta-*")] if (cache / "tmp").exists() else []
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return folders + [line for line in ps.splitlines() if str(cache) in line]
+
+
+def test_a_cold_wheel_starts_early_and_is_taken_once(tmp_path: Path, gradient: Gradient) -> None:
+    """The wheel a cold build starts before the rest of gradient loads is the wheel tier's:
+    one backend run, its step shown once, nothing left behind."""
+    log = tmp_path / "hooks.log"
+    project = _counting_project(tmp_path / "tally", log)
+    cache = tmp_path / "cache"
+    result = gradient(project, "build", "--log-format", "json", cache_dir=cache)
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().split().count("bdist_wheel") == 1
+    steps = [e["event"] for e in _events(result.stdout + result.stderr) if e["kind"] == "step"]
+    assert steps.count("uv build --wheel") == 1, steps
+    assert artifact_entry(project, "wheel")["verified"]
+    assert _leftovers(cache) == []
+
+
+def test_tiers_that_build_no_wheel_stop_the_early_one(tmp_path: Path,
+                                                      gradient: Gradient) -> None:
+    log = tmp_path / "hooks.log"
+    project = _counting_project(tmp_path / "tally", log)
+    (project / "gradient.toml").write_text('tier = "sdist"\n')
+    cache = tmp_path / "cache"
+    result = gradient(project, "build", "--log-format", "json", cache_dir=cache)
+    assert result.returncode == 0, result.stderr
+    steps = [e["event"] for e in _events(result.stdout + result.stderr) if e["kind"] == "step"]
+    assert "uv build --wheel" not in steps, steps  # an unclaimed early build says nothing
+    assert "dist_info" in log.read_text().split()  # the metadata came from its own hook
+    assert artifact_entry(project, "sdist")["verified"]
+    assert _leftovers(cache) == []
+
+
+def test_a_config_error_on_a_cold_cache_leaves_nothing_running(tmp_path: Path,
+                                                               gradient: Gradient) -> None:
+    project = _counting_project(tmp_path / "tally", tmp_path / "hooks.log")
+    (project / "gradient.toml").write_text('tier = "wheel"\n[tiers.wheel]\nfrontnd = "uv"\n')
+    cache = tmp_path / "cache"
+    result = gradient(project, "build", cache_dir=cache)
+    assert result.returncode == 2, result.stderr
+    assert "frontnd" in result.stderr and "frontend" in result.stderr
+    assert not (project / "dist").exists()
+    assert _leftovers(cache) == []

@@ -33,12 +33,33 @@ def test_piped_output_shows_each_step_and_an_honest_summary(
     assert "skipped" not in again.stderr
 
 
-def test_a_long_step_sends_heartbeats_when_piped(example: Callable[..., Path],
-                                                 gradient: Gradient) -> None:
-    project = example("compiled-ext", toml='tier = "wheel"\n')
+SLOW_BACKEND = """\
+import time
+from hatchling.build import *  # noqa: F403
+from hatchling.build import build_wheel as _build_wheel
+
+
+def build_wheel(*args, **kwargs):
+    time.sleep(3)  # a backend that compiles for a while
+    return _build_wheel(*args, **kwargs)
+"""
+
+
+def test_a_long_step_sends_heartbeats_when_piped(tmp_path: Path, gradient: Gradient) -> None:
+    """Also while a cold build's wheel, started before the rest of gradient loaded, is
+    claimed: the step shows as running from then on."""
+    project = tmp_path / "slow"
+    (project / "slow").mkdir(parents=True)
+    (project / "slow/__init__.py").write_text("")
+    (project / "slow_backend.py").write_text(SLOW_BACKEND)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "slow_backend"\n'
+        'backend-path = ["."]\n[project]\nname = "slow"\nversion = "1.0"\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["slow"]\n')
+    (project / "gradient.toml").write_text('tier = "wheel"\n')
     result = gradient(project, "build", "--no-verify", env={"GRADIENT_HEARTBEAT_SECONDS": "0.5"})
     assert result.returncode == 0, result.stderr
-    assert "still: " in result.stderr
+    assert "wheel    still: uv build --wheel" in result.stderr
 
 
 def test_one_failing_tier_keeps_the_good_work(example: Callable[..., Path],

@@ -62,6 +62,11 @@ def digest_of(data: Any) -> str:
     return hashlib.sha256(canonical(data).encode()).hexdigest()
 
 
+def project_id(root: Path) -> str:
+    """A project's name in the cache's records: its folder's path, hashed."""
+    return digest_of(str(root.resolve()))[:16]
+
+
 @dataclass
 class Entry:
     key: str

@@ -20,6 +20,7 @@ from .outputs import locked, promote
 from .project import Project
 from .runner import Runner, tail, tool_environment
 from .sandbox import Sandbox
+from .sbom import warm_in_background
 from .schedule import Built, Report, run_graph
 from .smoke import smoke_for
 
@@ -181,6 +182,7 @@ class Engine:
 
     def _build_node(self, node: Node, key: str, record: dict[str, Any],
                     inputs: dict[str, Entry]) -> Entry:
+        warm_in_background()  # a new artifact gets a new SBOM
         work = self.cache.work_dir(node.tier)
         ok = False
         try:

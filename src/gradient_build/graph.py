@@ -13,6 +13,7 @@ from typing import Any
 from . import __version__
 from .backend import Backend
 from .cache import digest_of
+from .cache import project_id as project_id  # where it was before (cache.py needs it too)
 from .config import Config
 from .errors import ConfigError
 from .options import as_dict, nearest
@@ -156,5 +157,3 @@ def _changed_keys(old: Any, new: Any) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def project_id(root: Path) -> str:
-    return digest_of(str(root.resolve()))[:16]

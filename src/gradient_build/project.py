@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import tomli
 
+from . import early
 from .atomic import write_text_atomic
 from .errors import BuildFailed, ConfigError
 from .events import Emit, discard
@@ -142,9 +144,11 @@ def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
     if wheel_frontend is not None:
         keep = cache_dir / "metadata" / f"v2-{sources.digest}-wheel"
         try:
-            project = _metadata_from_wheel(root, sources, env, wheel_frontend, keep, emit)
+            project = early.claim(root, sources.digest, wheel_frontend, env, emit) or \
+                metadata_from_wheel(root, sources, env, wheel_frontend, keep, emit)
         except BuildFailed:  # the wheel tier builds it again, and reports it as its failure
             project = None  # (its work directory kept); its metadata may still be there
+    early.cancel()  # one started for tiers that build no wheel
     if project is None:
         project = _prepare_metadata(root, sources, env)
     project.sources = sources
@@ -205,17 +209,20 @@ def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> P
         return project
 
 
-def _metadata_from_wheel(root: Path, sources: SourceTree, env: dict[str, str], frontend: str,
-                         keep: Path, emit: Emit) -> Project:
+def metadata_from_wheel(root: Path, sources: SourceTree, env: dict[str, str], frontend: str,
+                        keep: Path, emit: Emit,
+                        on_start: Callable[[int], None] | None = None) -> Project:
     """Build the wheel once (as the wheel tier would) and read its .dist-info."""
     import zipfile
 
     from .pep517 import pep517_build
 
     shutil.rmtree(keep, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp:
+    scratch = keep.parent.parent / "tmp"  # CACHE/tmp, beside the nodes' work folders: one
+    scratch.mkdir(parents=True, exist_ok=True)  # file system with the cache (a rename)
+    with tempfile.TemporaryDirectory(prefix="meta-", dir=scratch) as tmp:
         src = sources.copy_to(Path(tmp) / "src")
-        runner = _Recording("wheel", dict(env), emit)
+        runner = _Recording("wheel", dict(env), emit, on_start=on_start)
         wheel = pep517_build(runner, src, Path(tmp) / "dist", "wheel", frontend)
         with zipfile.ZipFile(wheel) as zf:
             names = [n for n in zf.namelist() if n.split("/")[0].endswith(".dist-info")]

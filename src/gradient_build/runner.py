@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +55,8 @@ class Runner:
     env: dict[str, str]
     emit: Emit
     commands: list[list[str]] = field(default_factory=list)
+    on_start: Callable[[int], None] | None = None
+    """Told each tool's process group as it starts (an early build that may be stopped)."""
 
     def __call__(
         self,
@@ -72,7 +74,8 @@ class Runner:
         started = time.monotonic()
         try:
             code, out = run_captured(argv, cwd=cwd, timeout=timeout,
-                                     env=dict(env if env is not None else self.env))
+                                     env=dict(env if env is not None else self.env),
+                                     on_start=self.on_start)
         except FileNotFoundError:
             raise ToolMissing(f"{self.tier}: {argv[0]} was not found on PATH") from None
         if code is None:
@@ -168,13 +171,16 @@ def uninterruptible(changes: bool = True) -> Iterator[None]:
 
 
 def run_captured(argv: list[str], *, cwd: Path | None, env: Mapping[str, str],
-                 timeout: float) -> tuple[int | None, str]:
+                 timeout: float,
+                 on_start: Callable[[int], None] | None = None) -> tuple[int | None, str]:
     """Run `argv` in its own process group; (exit code or None on timeout, its output).
 
     On a timeout the whole group is killed and what it printed until then is kept:
     TimeoutExpired carries bytes even in text mode, so it is decoded here.
     """
     proc = children.start(argv, cwd=cwd, env=dict(env))
+    if on_start is not None:
+        on_start(proc.pid)
     try:
         try:
             raw, _ = proc.communicate(timeout=timeout)
