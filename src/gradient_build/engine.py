@@ -263,8 +263,10 @@ class Engine:
         verdict = self.cache.verdict(key, vkey)
         replayed = verdict is not None
         if verdict is None:
+            started = time.monotonic()
             verdict = self.verify_artifact(node, entry.artifact,
                                            {d: e.artifact for d, e in inputs.items()})
+            self.cache.record_timing(self.pid, f"{node.id}:verify", time.monotonic() - started)
             if verdict.verified:  # only a run is final: a check is redone once it can run
                 self.cache.store_verdict(key, vkey, verdict)
         if not verdict.ok:

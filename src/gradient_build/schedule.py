@@ -5,6 +5,8 @@ rest. The engine (engine.py) does the building, verifying and promoting."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -61,6 +63,32 @@ class Built:
                        replayed)
 
 
+def critical_paths(nodes: list[Node], timings: dict[str, float],
+                   verify: bool) -> dict[str, tuple[float, float]]:
+    """For each node, (the seconds from its build's start to the end of everything that waits
+    on it, its verification's seconds): from the last run's timings, else the tier's cost.
+    A consumer starts once its input is built, so a build's chain is its own time plus the
+    longer of its verification and its consumers' chains."""
+    consumers: dict[str, list[str]] = {n.id: [] for n in nodes}
+    for node in nodes:
+        for dep in node.needs:
+            consumers.setdefault(dep, []).append(node.id)
+    by_id = {n.id: n for n in nodes}
+    found: dict[str, tuple[float, float]] = {}
+
+    def chain(nid: str) -> float:
+        if nid not in found:
+            node = by_id[nid]
+            checking = timings.get(f"{nid}:verify", node.backend.cost / 2) if verify else 0.0
+            after = max([checking, *(chain(c) for c in consumers[nid] if c in by_id)])
+            found[nid] = (timings.get(nid, node.backend.cost) + after, checking)
+        return found[nid][0]
+
+    for node in nodes:
+        chain(node.id)
+    return found
+
+
 def run_graph(engine: Any, nodes: list[Node], report: Report, *, skip_missing: bool) -> None:
     """Run `nodes` on `engine` (an Engine: its _build_phase and _verify_phase, emit, jobs,
     verify_enabled) into `report`: outcomes, failures and skips, nothing promoted yet."""
@@ -68,11 +96,24 @@ def run_graph(engine: Any, nodes: list[Node], report: Report, *, skip_missing: b
     entries: dict[str, Entry] = {}
     held: dict[str, Outcome] = {}  # verified, waiting on its inputs' verification
     held_failures: dict[str, BaseException] = {}  # failed, likewise: whose failure?
-    timings = engine.cache.timings(engine.pid)
-    longest_first = sorted(nodes, key=lambda n: -timings.get(n.id, n.backend.cost))
-    pending = {n.id: n for n in longest_first}
+    tails = critical_paths(nodes, engine.cache.timings(engine.pid), engine.verify_enabled)
+    pending = {n.id: n for n in sorted(nodes, key=lambda n: -tails[n.id][0])}
     running: dict[Future[Any], tuple[str, Node]] = {}
+    ready: list[tuple[float, int, str, Node, tuple[Any, ...]]] = []  # not yet given a worker
     built: dict[str, Built] = {}
+    jobs = max(1, engine.jobs)
+    order = itertools.count()  # first come, first served among equals
+
+    def offer(phase: str, node: Node, *args: Any) -> None:
+        """Queue a phase; the longest chain still ahead of it gets the next free worker."""
+        priority = tails[node.id][0] if phase == "build" else tails[node.id][1]
+        heapq.heappush(ready, (-priority, next(order), phase, node, args))
+
+    def dispatch(pool: ThreadPoolExecutor) -> None:
+        while ready and len(running) < jobs:
+            _, _, phase, node, args = heapq.heappop(ready)
+            work = engine._build_phase if phase == "build" else engine._verify_phase
+            running[pool.submit(work, node, *args)] = (phase, node)
 
     def skip(node: Node, why: str) -> None:
         pending.pop(node.id, None)
@@ -108,11 +149,12 @@ def run_graph(engine: Any, nodes: list[Node], report: Report, *, skip_missing: b
                     else:
                         failed(by_id[nid], exc)
                     changed = True
-            for future, (_, node) in list(running.items()):
-                blocked = blocked_by(node)
-                if blocked and future.cancel():  # not started yet: it never will
-                    del running[future]
-                    skip(node, needs_text(blocked))
+            for item in list(ready):
+                blocked = blocked_by(item[3])
+                if blocked:  # not started yet: it never will
+                    ready.remove(item)
+                    heapq.heapify(ready)
+                    skip(item[3], needs_text(blocked))
                     changed = True
 
     def failed(node: Node, exc: BaseException) -> None:
@@ -124,8 +166,8 @@ def run_graph(engine: Any, nodes: list[Node], report: Report, *, skip_missing: b
             engine.emit(Event("failed", node.tier, failure.message,
                             {"detail": failure.detail, "internal": True}))
 
-    with ThreadPoolExecutor(max_workers=max(1, engine.jobs)) as pool:
-        while pending or running:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while pending or running or ready:
             for node in list(pending.values()):
                 blocked = blocked_by(node)
                 if blocked:
@@ -147,8 +189,8 @@ def run_graph(engine: Any, nodes: list[Node], report: Report, *, skip_missing: b
                     continue
                 if all(d in entries for d in node.needs):
                     del pending[node.id]
-                    inputs = {d: entries[d] for d in node.needs}
-                    running[pool.submit(engine._build_phase, node, inputs)] = ("build", node)
+                    offer("build", node, {d: entries[d] for d in node.needs})
+            dispatch(pool)
             if not running:
                 continue
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -172,9 +214,7 @@ def run_graph(engine: Any, nodes: list[Node], report: Report, *, skip_missing: b
                     if blocked_by(node):  # an input failed meanwhile: no need to verify
                         held[node.id] = done_build.outcome(node.tier, None, False)
                     elif engine.verify_enabled:
-                        running[pool.submit(engine._verify_phase, node, done_build,
-                                            {d: entries[d] for d in node.needs})] = (
-                            "verify", node)
+                        offer("verify", node, done_build, {d: entries[d] for d in node.needs})
                     else:
                         held[node.id] = done_build.outcome(node.tier, None, False)
                 else:
