@@ -21,6 +21,7 @@ from .project import Project
 from .registry import backends as registered
 from .registry import broken, facts
 from .runner import tool_environment
+from .sbom import warm_in_background
 from .smoke import smoke_for
 
 
@@ -55,8 +56,11 @@ def open_project(config_path: Path | None = None, *, cache_dir: Path | None = No
     cache = Cache((cache_dir or default_dir()).resolve())
     tree = sources.scan(config.root, exclude=set(cache.delivered(project_id(config.root))))
     env = tool_environment(cache.root, tree.epoch)
+    frontend = _wheel_frontend(config, tiers)
+    if frontend is not None and not project_mod.is_cached(cache.root, tree):
+        warm_in_background()  # a cold read builds the wheel, and its SBOM follows
     project = project_mod.load(config.root, tree, config, cache.root, env,
-                               wheel_frontend=_wheel_frontend(config, tiers),
+                               wheel_frontend=frontend,
                                emit=emit or discard)
     smoke_for(config, project)
     out = (out_dir or config.root / "dist" / "gradient").resolve()

@@ -68,10 +68,7 @@ def _run(args: list[str], started: float) -> None:
     from . import early, noop
 
     with contextlib.suppress(Exception):  # only a head start: the full path decides
-        if early.start(args):
-            from .sbom import warm_in_background
-
-            warm_in_background()  # its first SBOM is due when the wheel is built
+        early.start(args)
     from . import cli_advise, cli_build, cli_info, cli_sbom, cli_scale  # noqa: F401  (commands)
     cli_scale.register()  # after build's and the info commands, so --help lists them last
     from .cli_app import app, hoist_globals, state

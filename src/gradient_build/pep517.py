@@ -4,12 +4,16 @@ verification helpers of pyenv."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
 from .errors import BuildFailed
 from .runner import Runner
 from .tools import uv_path
+
+# What uv says when --offline lacks a build requirement its cache does not hold yet.
+OFFLINE_MISSES = ("because the network was disabled", "was not found in the cache")
 
 
 def pep517_build(run: Runner, source: Path, out: Path, kind: str, frontend: str = "auto") -> Path:
@@ -22,8 +26,17 @@ def pep517_build(run: Runner, source: Path, out: Path, kind: str, frontend: str 
     if frontend == "uv" or (frontend == "auto" and uv):
         if not uv:
             raise BuildFailed("frontend = \"uv\" but uv is not installed (pip install uv)")
-        run([uv, "build", f"--{kind}", "--out-dir", out, "--python", sys.executable, source],
-            env=env, what=f"uv build --{kind}")
+        args: list[str | Path] = [f"--{kind}", "--out-dir", out, "--python", sys.executable,
+                                  source]
+        try:  # build requirements from uv's cache: no index round trip (~0.1 s) per build
+            run([uv, "build", "--offline", *args], env=env, what=f"uv build --{kind}")
+        except BuildFailed as failed:
+            if not any(miss in (failed.detail or "") for miss in OFFLINE_MISSES):
+                raise
+            shutil.rmtree(out, ignore_errors=True)  # not in the cache yet: fetch them once
+            out.mkdir(parents=True)
+            run([uv, "build", *args], env=env,
+                what=f"uv build --{kind} (fetching its build requirements)")
     else:
         installer = ["--installer", "uv"] if uv else []
         run([sys.executable, "-m", "build", f"--{kind}", "--outdir", out, *installer, source],

@@ -125,6 +125,11 @@ def is_buildable(root: Path) -> bool:
     return (root / "pyproject.toml").exists() or (root / "setup.py").exists()
 
 
+def is_cached(cache_dir: Path, sources: SourceTree) -> bool:
+    """Whether these sources' metadata is in the cache (load then runs no build backend)."""
+    return (cache_dir / "metadata" / f"v2-{sources.digest}.json").exists()
+
+
 def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
          env: dict[str, str], *, wheel_frontend: str | None = None,
          emit: Emit = discard) -> Project:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 import threading
 import uuid
@@ -161,6 +162,8 @@ _warm_lock = threading.Lock()
 
 
 def _warm() -> None:
+    with contextlib.suppress(Exception):  # behind the build tool for the CPU (Linux: a
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # thread's own nice)
     with contextlib.suppress(Exception):
         import cyclonedx.factory.license
         import cyclonedx.model.bom
