@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import config as config_mod
+from . import early, sources
 from . import project as project_mod
-from . import sources
 from .backend import Backend
 from .cache import Cache, default_dir
 from .config import Config
@@ -59,9 +60,14 @@ def open_project(config_path: Path | None = None, *, cache_dir: Path | None = No
     frontend = _wheel_frontend(config, tiers)
     if frontend is not None and not project_mod.is_cached(cache.root, tree):
         warm_in_background()  # a cold read builds the wheel, and its SBOM follows
-    project = project_mod.load(config.root, tree, config, cache.root, env,
-                               wheel_frontend=frontend,
-                               emit=emit or discard)
+    emit = emit or discard
+    try:
+        project = project_mod.load(
+            config.root, tree, config, cache.root, env, wheel_frontend=frontend, emit=emit,
+            started=None if frontend is None else functools.partial(
+                early.claim, config.root, tree.digest, frontend, env, emit))
+    finally:
+        early.cancel()  # one the CLI started for tiers that build no wheel
     smoke_for(config, project)
     out = (out_dir or config.root / "dist" / "gradient").resolve()
     return Session(config, project, registered(), cache, out)

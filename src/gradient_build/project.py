@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import tomli
 
-from . import early
 from .atomic import write_text_atomic
 from .errors import BuildFailed, ConfigError
 from .events import Emit, discard
@@ -132,12 +131,14 @@ def is_cached(cache_dir: Path, sources: SourceTree) -> bool:
 
 def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
          env: dict[str, str], *, wheel_frontend: str | None = None,
-         emit: Emit = discard) -> Project:
+         emit: Emit = discard,
+         started: Callable[[], Project | None] | None = None) -> Project:
     """Metadata for the project at `root`, cached by the digest of its sources.
 
     With `wheel_frontend` (the wheel tier is about to build), a cold read builds the wheel
     with that frontend and takes METADATA and entry_points.txt from it, keeping the wheel
-    for the tier; otherwise it asks prepare_metadata_for_build_wheel alone."""
+    for the tier; otherwise it asks prepare_metadata_for_build_wheel alone. `started` is a
+    wheel build already under way (early.py): its Project, or None to build here."""
     if not is_buildable(root):
         return _module_project(root, sources, config)
     store = cache_dir / "metadata" / f"v2-{sources.digest}.json"
@@ -149,11 +150,10 @@ def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
     if wheel_frontend is not None:
         keep = cache_dir / "metadata" / f"v2-{sources.digest}-wheel"
         try:
-            project = early.claim(root, sources.digest, wheel_frontend, env, emit) or \
+            project = (started() if started else None) or \
                 metadata_from_wheel(root, sources, env, wheel_frontend, keep, emit)
         except BuildFailed:  # the wheel tier builds it again, and reports it as its failure
             project = None  # (its work directory kept); its metadata may still be there
-    early.cancel()  # one started for tiers that build no wheel
     if project is None:
         project = _prepare_metadata(root, sources, env)
     project.sources = sources
