@@ -177,10 +177,28 @@ def test_a_cold_wheel_starts_early_and_is_taken_once(tmp_path: Path, gradient: G
     assert _leftovers(cache) == []
 
 
-def test_tiers_that_build_no_wheel_stop_the_early_one(tmp_path: Path,
-                                                      gradient: Gradient) -> None:
+def test_tiers_that_build_no_wheel_take_the_metadata_from_the_early_wheel_when_pure(
+        tmp_path: Path, gradient: Gradient) -> None:
     log = tmp_path / "hooks.log"
     project = _counting_project(tmp_path / "tally", log)
+    (project / "gradient.toml").write_text('tier = "sdist"\n')
+    cache = tmp_path / "cache"
+    result = gradient(project, "build", "--log-format", "json", cache_dir=cache)
+    assert result.returncode == 0, result.stderr
+    commands = log.read_text().split()
+    # the early wheel, then the sdist, then the verification's wheel built from the sdist
+    assert "dist_info" not in commands and commands.count("bdist_wheel") == 2, commands
+    assert artifact_entry(project, "sdist")["verified"]
+    assert _leftovers(cache) == []
+
+
+def test_tiers_that_build_no_wheel_stop_the_early_one_when_compiled(
+        tmp_path: Path, gradient: Gradient) -> None:
+    """Extension sources: a wheel build may take minutes, prepare_metadata is asked."""
+    log = tmp_path / "hooks.log"
+    project = _counting_project(tmp_path / "tally", log)
+    (project / "csrc").mkdir()
+    (project / "csrc/speedup.c").write_text("int answer(void) { return 42; }\n")
     (project / "gradient.toml").write_text('tier = "sdist"\n')
     cache = tmp_path / "cache"
     result = gradient(project, "build", "--log-format", "json", cache_dir=cache)

@@ -161,6 +161,12 @@ def claim(root: Path, digest: str, frontend: str, env: dict[str, str],
     return early.result
 
 
+def pending_frontend() -> str | None:
+    """The frontend of the early build under way, if there is one."""
+    with _lock:
+        return None if _current is None else _current.frontend
+
+
 def cancel() -> None:
     """Stop an early build nobody claimed (called when the command ends, however it ends)."""
     global _current
