@@ -11,7 +11,9 @@ tools' caches; verification off on both sides.
 Run alone: `python benchmarks/real.py [pyfiglet|httpie ...]`, with the gradient of the
 Python that runs it. `BENCH_BEFORE=/other/venv/bin/gradient` measures that gradient too, in
 the same interleaved runs (its own copy and cache): a before/after table from one run.
-`BENCH_TIERS=wheel,pex` limits the tiers.
+`BENCH_TIERS=wheel,pex` limits the tiers; `BENCH_JOBS=0` leaves out `--jobs` (pex, tarball
+and sdist built after the wheel, with the wheel and the tools' caches kept: 1 and 2 jobs,
+verified and not).
 """
 
 from __future__ import annotations
