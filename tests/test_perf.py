@@ -177,37 +177,36 @@ def test_a_cold_wheel_starts_early_and_is_taken_once(tmp_path: Path, gradient: G
     assert _leftovers(cache) == []
 
 
+def _sdist_alone(tmp_path: Path, gradient: Gradient, *, compiled: bool) -> tuple[
+        Path, subprocess.CompletedProcess[str]]:
+    """A cold build of the sdist tier alone (the counting project, with a C file or not)."""
+    project = _counting_project(tmp_path / "tally", tmp_path / "hooks.log")
+    if compiled:
+        (project / "csrc").mkdir()
+        (project / "csrc/speedup.c").write_text("int answer(void) { return 42; }\n")
+    (project / "gradient.toml").write_text('tier = "sdist"\n')
+    result = gradient(project, "build", "--log-format", "json", cache_dir=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    assert artifact_entry(project, "sdist")["verified"]
+    assert _leftovers(tmp_path / "cache") == []
+    return project, result
+
+
 def test_tiers_that_build_no_wheel_take_the_metadata_from_the_early_wheel_when_pure(
         tmp_path: Path, gradient: Gradient) -> None:
-    log = tmp_path / "hooks.log"
-    project = _counting_project(tmp_path / "tally", log)
-    (project / "gradient.toml").write_text('tier = "sdist"\n')
-    cache = tmp_path / "cache"
-    result = gradient(project, "build", "--log-format", "json", cache_dir=cache)
-    assert result.returncode == 0, result.stderr
-    commands = log.read_text().split()
+    _sdist_alone(tmp_path, gradient, compiled=False)
+    commands = (tmp_path / "hooks.log").read_text().split()
     # the early wheel, then the sdist, then the verification's wheel built from the sdist
     assert "dist_info" not in commands and commands.count("bdist_wheel") == 2, commands
-    assert artifact_entry(project, "sdist")["verified"]
-    assert _leftovers(cache) == []
 
 
 def test_tiers_that_build_no_wheel_stop_the_early_one_when_compiled(
         tmp_path: Path, gradient: Gradient) -> None:
     """Extension sources: a wheel build may take minutes, prepare_metadata is asked."""
-    log = tmp_path / "hooks.log"
-    project = _counting_project(tmp_path / "tally", log)
-    (project / "csrc").mkdir()
-    (project / "csrc/speedup.c").write_text("int answer(void) { return 42; }\n")
-    (project / "gradient.toml").write_text('tier = "sdist"\n')
-    cache = tmp_path / "cache"
-    result = gradient(project, "build", "--log-format", "json", cache_dir=cache)
-    assert result.returncode == 0, result.stderr
+    _, result = _sdist_alone(tmp_path, gradient, compiled=True)
     steps = [e["event"] for e in _events(result.stdout + result.stderr) if e["kind"] == "step"]
     assert "uv build --wheel" not in steps, steps  # an unclaimed early build says nothing
-    assert "dist_info" in log.read_text().split()  # the metadata came from its own hook
-    assert artifact_entry(project, "sdist")["verified"]
-    assert _leftovers(cache) == []
+    assert "dist_info" in (tmp_path / "hooks.log").read_text().split()  # its own hook
 
 
 def test_a_config_error_on_a_cold_cache_leaves_nothing_running(tmp_path: Path,

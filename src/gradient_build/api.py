@@ -58,10 +58,10 @@ def open_project(config_path: Path | None = None, *, cache_dir: Path | None = No
     tree = sources.scan(config.root, exclude=set(cache.delivered(project_id(config.root))))
     env = tool_environment(cache.root, tree.epoch)
     frontend = _wheel_frontend(config, tiers)
-    if frontend is None and tiers is not None and not _compiled_sources(tree):
+    if frontend is None and tiers is not None and not _compiles(config.root, tree):
         frontend = early.pending_frontend()  # pure Python: the wheel the CLI started is as
         # quick a way to the metadata as a prepare_metadata pass would be, and it is ahead
-    if frontend is not None and not project_mod.is_cached(cache.root, tree):
+    if frontend is not None and not project_mod.is_cached(cache.root, tree.digest):
         warm_in_background()  # a cold read builds the wheel, and its SBOM follows
     emit = emit or discard
     try:
@@ -76,14 +76,12 @@ def open_project(config_path: Path | None = None, *, cache_dir: Path | None = No
     return Session(config, project, registered(), cache, out)
 
 
-# Sources of compiled code, and the build files of backends that compile: a wheel build of
-# such a project may take minutes, so its metadata comes from prepare_metadata instead.
-COMPILED_MARKS = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".rs", ".f90", "Cargo.toml",
-                  "meson.build", "CMakeLists.txt")
+def _compiles(root: Path, tree: sources.SourceTree) -> bool:
+    """advise's `compiled` fact, from the sources: a wheel build of such a project may take
+    minutes, so its metadata comes from prepare_metadata instead."""
+    from .project_facts import compiles
 
-
-def _compiled_sources(tree: sources.SourceTree) -> bool:
-    return any(rel.endswith(COMPILED_MARKS) for rel in tree.files)
+    return compiles(root, list(tree.files))[0]
 
 
 def _wheel_frontend(config: Config, tiers: list[str] | None) -> str | None:

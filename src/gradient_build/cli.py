@@ -41,14 +41,14 @@ def main(argv: list[str] | None = None) -> None:
     from . import early
 
     try:
-        _run(args, started)
+        _run(args, started)  # it ends in SystemExit, with the command's code
     except SystemExit as done:
-        early.cancel()
-        if argv is None and isinstance(done.code, int):  # the console script's own exit
-            _exit_now(done.code)
-        raise
+        if argv is not None or not isinstance(done.code, int):  # a caller's process
+            raise
+        code = done.code
     finally:
         early.cancel()
+    _exit_now(code)  # the console script's own exit
 
 
 def _exit_now(code: int) -> NoReturn:

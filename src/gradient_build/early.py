@@ -55,18 +55,18 @@ _lock = threading.Lock()
 _current: _Early | None = None
 
 
-def _options(argv: list[str]) -> dict[str, str] | None:
+def _options(argv: list[str]) -> dict[str, list[str]] | None:
     """The options of a `gradient build` that may read metadata cold; None otherwise."""
     if "build" not in argv or "--help" in argv or "--check-reproducible" in argv:
         return None
-    found: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     i = 0
     while i < len(argv):
         key, eq, value = argv[i].partition("=")
         if eq and key in _VALUED:
-            found[key] = value
+            found.setdefault(key, []).append(value)
         elif argv[i] in _VALUED and i + 1 < len(argv):
-            found[argv[i]] = argv[i + 1]
+            found.setdefault(argv[i], []).append(argv[i + 1])
             i += 1
         i += 1
     return found
@@ -79,11 +79,13 @@ def start(argv: list[str]) -> bool:
     opts = _options(argv)
     if opts is None:
         return False
-    from .cache import Cache, default_dir, project_id
+    from .cache import Cache, project_id
+    from .noop import paths
+    from .project import is_buildable, is_cached
     from .runner import tool_environment
     from .sources import scan
 
-    config = Path(opts.get("--config", Path.cwd() / "gradient.toml")).resolve()
+    config, cache_dir = paths(opts)
     try:
         with config.open("rb") as f:
             raw: dict[str, Any] = tomllib.load(f)
@@ -91,11 +93,11 @@ def start(argv: list[str]) -> bool:
     except (OSError, tomllib.TOMLDecodeError, AttributeError):
         return False  # the full path reports it, in its own words
     root = config.parent
-    if not ((root / "pyproject.toml").exists() or (root / "setup.py").exists()):
-        return False  # project.is_buildable: a single module reads no metadata
-    cache = Cache(Path(opts.get("--cache-dir") or default_dir()).resolve())
+    if not is_buildable(root):
+        return False  # a single module reads no metadata
+    cache = Cache(cache_dir)
     tree = scan(root, exclude=set(cache.delivered(project_id(root))))
-    if (cache.root / "metadata" / f"v2-{tree.digest}.json").exists():
+    if is_cached(cache.root, tree.digest):
         return False  # metadata is cached: the wheel tier builds (or reuses) its own
     early = _Early(root, tree.digest, frontend, tool_environment(cache.root, tree.epoch))
     early.thread = threading.Thread(target=_build, args=(early, tree, cache.root),
@@ -110,9 +112,9 @@ def start(argv: list[str]) -> bool:
 def _build(early: _Early, tree: SourceTree, cache_root: Path) -> None:
     from .project import metadata_from_wheel
 
-    keep = cache_root / "metadata" / f"v2-{tree.digest}-wheel"
     try:
-        early.result = metadata_from_wheel(early.root, tree, early.env, early.frontend, keep,
+        early.result = metadata_from_wheel(early.root, tree, early.env, early.frontend,
+                                           cache_root,
                                            lambda event: _emit(early, event),
                                            on_start=lambda group: _started(early, group))
     except BaseException as exc:  # handed to whoever claims it

@@ -61,7 +61,7 @@ def _parse(argv: list[str]) -> dict[str, list[str]] | None:
     return opts if seen_build and fmt == "human" else None
 
 
-def _paths(opts: dict[str, list[str]]) -> tuple[Path, Path]:
+def paths(opts: dict[str, list[str]]) -> tuple[Path, Path]:
     """(gradient.toml, the cache dir) as the full path would find them."""
     config = Path(opts["--config"][-1]) if "--config" in opts else Path.cwd() / CONFIG_FILE
     if "--cache-dir" in opts:
@@ -147,7 +147,7 @@ def replay(argv: list[str]) -> int | None:
     if opts is None:
         return None
     try:
-        config, cache = _paths(opts)
+        config, cache = paths(opts)
         stamp = json.loads(_stamp_path(cache, argv).read_text())
         if stamp["common"] != _common(opts, argv, config):
             return None
@@ -224,4 +224,4 @@ def forget(argv: list[str]) -> None:
     if opts is None:
         return
     with contextlib.suppress(OSError):
-        _stamp_path(_paths(opts)[1], argv).unlink()
+        _stamp_path(paths(opts)[1], argv).unlink()

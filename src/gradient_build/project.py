@@ -124,9 +124,15 @@ def is_buildable(root: Path) -> bool:
     return (root / "pyproject.toml").exists() or (root / "setup.py").exists()
 
 
-def is_cached(cache_dir: Path, sources: SourceTree) -> bool:
+def _stored(cache_dir: Path, digest: str, suffix: str = ".json") -> Path:
+    """Where the metadata of sources with this digest is kept (suffix "-wheel": the wheel
+    reading it built)."""
+    return cache_dir / "metadata" / f"v2-{digest}{suffix}"
+
+
+def is_cached(cache_dir: Path, digest: str) -> bool:
     """Whether these sources' metadata is in the cache (load then runs no build backend)."""
-    return (cache_dir / "metadata" / f"v2-{sources.digest}.json").exists()
+    return _stored(cache_dir, digest).exists()
 
 
 def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
@@ -141,17 +147,16 @@ def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
     wheel build already under way (early.py): its Project, or None to build here."""
     if not is_buildable(root):
         return _module_project(root, sources, config)
-    store = cache_dir / "metadata" / f"v2-{sources.digest}.json"
+    store = _stored(cache_dir, sources.digest)
     if store.exists():
         data = json.loads(store.read_text())
         data["root"] = root
         return Project(**data, sources=sources)
     project = None
     if wheel_frontend is not None:
-        keep = cache_dir / "metadata" / f"v2-{sources.digest}-wheel"
         try:
             project = (started() if started else None) or \
-                metadata_from_wheel(root, sources, env, wheel_frontend, keep, emit)
+                metadata_from_wheel(root, sources, env, wheel_frontend, cache_dir, emit)
         except BuildFailed:  # the wheel tier builds it again, and reports it as its failure
             project = None  # (its work directory kept); its metadata may still be there
     if project is None:
@@ -215,16 +220,18 @@ def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> P
 
 
 def metadata_from_wheel(root: Path, sources: SourceTree, env: dict[str, str], frontend: str,
-                        keep: Path, emit: Emit,
+                        cache_dir: Path, emit: Emit,
                         on_start: Callable[[int], None] | None = None) -> Project:
-    """Build the wheel once (as the wheel tier would) and read its .dist-info."""
+    """Build the wheel once (as the wheel tier would) and read its .dist-info; the wheel
+    is kept beside the metadata for the tier."""
     import zipfile
 
     from .pep517 import pep517_build
 
+    keep = _stored(cache_dir, sources.digest, "-wheel")
     shutil.rmtree(keep, ignore_errors=True)
-    scratch = keep.parent.parent / "tmp"  # CACHE/tmp, beside the nodes' work folders: one
-    scratch.mkdir(parents=True, exist_ok=True)  # file system with the cache (a rename)
+    scratch = cache_dir / "tmp"  # beside the nodes' work folders: one file system with the
+    scratch.mkdir(parents=True, exist_ok=True)  # cache (the wheel is kept by a rename)
     with tempfile.TemporaryDirectory(prefix="meta-", dir=scratch) as tmp:
         src = sources.copy_to(Path(tmp) / "src")
         runner = _Recording("wheel", dict(env), emit, on_start=on_start)

@@ -151,10 +151,16 @@ def _compiled(project: Project, files: list[str]) -> tuple[bool, str]:
     if wheel is not None:
         pure = wheel.name.endswith("-none-any.whl") and not _has_binaries(wheel)
         return not pure, f"the built wheel ({wheel.name})"
+    return compiles(project.root, files)
+
+
+def compiles(root: Path, files: list[str]) -> tuple[bool, str]:
+    """(compiled?, where that was seen) from the sources alone, before any metadata:
+    extension sources, a build backend that compiles, setup.py's ext_modules."""
     sources = [f for f in files if f.endswith(COMPILED_SUFFIXES) and _shipped(f)]
     if sources:
         return True, sources[0]
-    pyproject = project.root / "pyproject.toml"
+    pyproject = root / "pyproject.toml"
     if pyproject.exists():
         try:
             data = tomli.loads(pyproject.read_text(encoding="utf-8"))
@@ -166,7 +172,7 @@ def _compiled(project: Project, files: list[str]) -> tuple[bool, str]:
         hit = next((b for b in COMPILING_BACKENDS if b in words), None)
         if hit:
             return True, f"pyproject.toml [build-system] ({hit})"
-    setup = project.root / "setup.py"
+    setup = root / "setup.py"
     if setup.exists() and re.search(r"\bExtension\s*\(|ext_modules", setup.read_text(
             encoding="utf-8", errors="replace")):
         return True, "setup.py (ext_modules)"

@@ -72,7 +72,7 @@ def critical_paths(nodes: list[Node], timings: dict[str, float],
     consumers: dict[str, list[str]] = {n.id: [] for n in nodes}
     for node in nodes:
         for dep in node.needs:
-            consumers.setdefault(dep, []).append(node.id)
+            consumers.setdefault(dep, []).append(node.id)  # an input outside these nodes too
     by_id = {n.id: n for n in nodes}
     found: dict[str, tuple[float, float]] = {}
 
@@ -80,7 +80,7 @@ def critical_paths(nodes: list[Node], timings: dict[str, float],
         if nid not in found:
             node = by_id[nid]
             checking = timings.get(f"{nid}:verify", node.backend.cost / 2) if verify else 0.0
-            after = max([checking, *(chain(c) for c in consumers[nid] if c in by_id)])
+            after = max([checking, *(chain(c) for c in consumers[nid])])
             found[nid] = (timings.get(nid, node.backend.cost) + after, checking)
         return found[nid][0]
 
