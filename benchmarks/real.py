@@ -111,9 +111,14 @@ class Real:
     def gradient(self, *args: str) -> None:
         sh([self.command, *args], self.project, self.env)
 
-    def cold(self, *args: str) -> None:
+    def forget_built(self) -> None:
+        """gradient's cache without what it built (objects, metadata, no-op stamps): the
+        tools' caches and the nodes' timings stay."""
         for sub in ("objects", "metadata", "noop"):
             shutil.rmtree(self.cache / sub, ignore_errors=True)
+
+    def cold(self, *args: str) -> None:
+        self.forget_built()
         shutil.rmtree(self.project / "dist", ignore_errors=True)
         self.gradient("build", "--no-verify", *args)
 
@@ -135,8 +140,7 @@ class Real:
     def after_wheel(self, *args: str) -> None:
         """A build with the kept cache back (the wheel built, the tools' caches and the
         nodes' timings as the last run left them): what follows the wheel builds cold."""
-        for sub in ("objects", "metadata", "noop"):
-            shutil.rmtree(self.cache / sub, ignore_errors=True)
+        self.forget_built()
         for sub in ("objects", "metadata"):
             shutil.copytree(self.kept / sub, self.cache / sub, symlinks=True)
         shutil.rmtree(self.project / "dist", ignore_errors=True)
@@ -245,8 +249,7 @@ def bench_project(base: Path, key: str) -> dict[str, Any]:
                                            repeat=max(5, REPEAT))
         if os.environ.get("BENCH_JOBS", "1") == "0":
             continue
-        for sub in ("objects", "metadata", "noop"):  # the wheel alone, built and verified
-            shutil.rmtree(ws.cache / sub, ignore_errors=True)
+        ws.forget_built()  # then the wheel alone, built and verified
         ws.gradient("build", "--tier", "wheel")
         ws.keep_built()
         for verify, label in ((["--no-verify"], "jobs"), ([], "jobs_verified")):
