@@ -66,6 +66,10 @@ def test_tarball_app_is_built_verified_and_keeps_its_contract(built: dict[str, A
     assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
     assert len({m.mtime for m in members}) == 1
     assert (project / TARBALL).read_bytes()[4:8] == b"\0\0\0\0"  # gzip mtime 0
+    # what the installer leaves of the build machine is gone (uv's or pip's)
+    traces = [m.name for m in members if m.name.rsplit("/", 1)[-1] in (
+        ".lock", "uv_cache.json", "direct_url.json") or "__pycache__" in m.name]
+    assert traces == [], traces
 
 
 def test_tarball_names_no_build_path(built: dict[str, Any], tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ from gradient_build.backend import (
     doc,
 )
 from gradient_build.helpers import (
+    GZIP_LEVEL,
     PIP,
+    GzipLevel,
     fetch_wheelhouse,
     minimal_env,
     pep517_build,
@@ -41,6 +43,9 @@ LEGACY_REQUIRES = ["setuptools>=40.8.0", "wheel"]
 class SdistOptions:
     frontend: Literal["auto", "uv", "build"] = doc(
         "PEP 517 frontend: uv when present (auto), or pypa/build", "auto")
+    gzip_level: GzipLevel = doc(
+        "gzip level of the re-packed sdist: 6 (gzip's default) or 9 (setuptools' and "
+        "hatchling's, ~4% smaller and several times slower on MBs of package data)", GZIP_LEVEL)
 
 
 class SdistBackend(Backend[SdistOptions]):
@@ -69,7 +74,8 @@ class SdistBackend(Backend[SdistOptions]):
         src = ctx.project.sources.copy_to(ctx.work / "src")
         built = pep517_build(ctx.run, src, ctx.work / "dist", "sdist", ctx.options.frontend)
         target = ctx.out / built.name
-        repack_tar_gz(built, target, int(ctx.env["SOURCE_DATE_EPOCH"]))
+        repack_tar_gz(built, target, int(ctx.env["SOURCE_DATE_EPOCH"]),
+                      ctx.options.gzip_level)
         requires = build_requires(target)
         fetch_wheelhouse(ctx.run, [*requires, *runtime_requirements(ctx.project.requires)],
                          ctx.tool_cache("wheelhouse"))

@@ -1,10 +1,12 @@
 """The tarball tier: a self-contained directory (the app, every dependency, compiled ones too,
 and a launcher) packed as a reproducible NAME-VERSION.tar.gz, for targets that have a Python.
 
-The tree is installed from the wheel tier's wheelhouse with `pip install --target`, offline.
-pip leaves traces of the build machine in such a tree (PITFALLS): `direct_url.json` with the
-wheel's absolute path, `bin/` scripts with the build venv's shebang, `.pyc` files embedding the
-temp path. They are dropped, and the build fails if any text file still names a build path.
+The tree is installed from the wheel tier's wheelhouse with `--target`, offline: by uv when it
+is there (~4x quicker than pip on MBs of package data), else by pip. Both leave traces of the
+build machine in such a tree (PITFALLS): `direct_url.json` with the wheel's absolute path,
+`bin/` scripts with the build venv's shebang; pip's `.pyc` files embed the temp path, uv adds a
+`.lock` and a timestamped `uv_cache.json`. They are dropped, and the build fails if any text
+file still names a build path.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from gradient_build.backend import (
     doc,
 )
 from gradient_build.helpers import (
+    GZIP_LEVEL,
+    UV,
+    GzipLevel,
     build_paths,
     find_paths,
     hide_prefix,
@@ -53,6 +58,8 @@ class TarballOptions:
         "the interpreter the launcher runs: a name looked up on PATH, or an absolute path. "
         "With compiled dependencies it must be the Python version the tree was built for",
         "python3")
+    gzip_level: GzipLevel = doc("gzip level of the tarball: 6 (gzip's default) to 9 (a few "
+                                "% smaller, several times slower)", GZIP_LEVEL)
 
 
 class TarballBackend(Backend[TarballOptions]):
@@ -61,7 +68,7 @@ class TarballBackend(Backend[TarballOptions]):
     artifact = ".tar.gz of a self-contained directory: app + dependencies + launcher"
     target = "a Python interpreter"
     consumes = ("wheel",)
-    tools = (Tool("pip", "python -m ensurepip", dist="pip"),)
+    tools = (Tool("pip", "python -m ensurepip", dist="pip"), UV)
     needs = frozenset({"python"})
     Options = TarballOptions
     uses_sources = False  # all it takes from the project comes in the artifacts it consumes
@@ -74,9 +81,9 @@ class TarballBackend(Backend[TarballOptions]):
         top = stage / top_name
         lib = top / "lib"
         houses = sorted({p.parent for p in wheel.of_role("dependency")})
-        # pip, measured: what its --target leaves is known and tidied (PITFALLS)
-        ctx.run(installer("pip").install_target(lib, [wheel.path], houses), cwd=ctx.work,
-                what="pip install --target")
+        chosen = installer()  # what either leaves in a --target tree is known and tidied
+        ctx.run(chosen.install_target(lib, [wheel.path], houses), cwd=ctx.work,
+                what=f"{chosen.name} install --target")
         tidy(lib)
         version = f"{sys.version_info[0]}.{sys.version_info[1]}"
         launcher, scripts = launchers(ctx)
@@ -91,7 +98,8 @@ class TarballBackend(Backend[TarballOptions]):
             raise BuildFailed("tarball: the installed tree still names a build path: "
                               + describe(leaks))
         tarball = ctx.out / f"{top_name}.tar.gz"
-        write_tar(tarball, tree_entries(stage), int(ctx.env["SOURCE_DATE_EPOCH"]))
+        write_tar(tarball, tree_entries(stage), int(ctx.env["SOURCE_DATE_EPOCH"]),
+                  level=options.gzip_level)
         meta: dict[str, Any] = {"top": top_name, "launcher": launcher, "lib": "lib",
                                 "python": options.python, "python_version": version,
                                 "launchers": [f"bin/{name}" for name in scripts]}
@@ -192,15 +200,18 @@ def launchers(ctx: BuildContext[TarballOptions]) -> tuple[str | None, dict[str, 
 
 
 def tidy(lib: Path) -> None:
-    """Drop what `pip install --target` leaves that names the build machine or is not needed:
+    """Drop what an install `--target` leaves that names the build machine or is not needed:
     its `bin/` (scripts with the build venv's shebang), `direct_url.json` (the wheel's absolute
-    path), any `__pycache__`, and their RECORD lines, so RECORD still lists exactly the tree.
+    path), any `__pycache__`, uv's `.lock` and `uv_cache.json` (the install's time), and their
+    RECORD lines, so RECORD still lists exactly the tree.
     """
     shutil.rmtree(lib / "bin", ignore_errors=True)
+    (lib / ".lock").unlink(missing_ok=True)
     for cache in sorted(lib.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache)
     for info in sorted(lib.glob("*.dist-info")):
-        (info / "direct_url.json").unlink(missing_ok=True)
+        for trace in ("direct_url.json", "uv_cache.json"):
+            (info / trace).unlink(missing_ok=True)
         record = info / "RECORD"
         if record.exists():
             rows = list(csv.reader(record.read_text(encoding="utf-8").splitlines()))

@@ -15,7 +15,8 @@ import; the modules these come from are internal. Grouped by what they are for:
   `command_in_env` (the smoke as a command inside an installed environment);
 - modules: `third_party_imports` (what a module imports beyond the standard library, and
   whether at import time or lazily inside a function, from its AST);
-- archives: `write_tar`, `tree_entries`, `repack_tar_gz` (reproducible), `safe_extract`;
+- archives: `write_tar`, `tree_entries`, `repack_tar_gz` (reproducible), `safe_extract`,
+  `GzipLevel` (a tier's `gzip_level` option) and its default `GZIP_LEVEL`;
 - ELF files (pyelftools, never running ldd on what we ship): `is_elf`, `elf_files`,
   `elf_interpreter` (PT_INTERP), `glibc_floor` (the newest GLIBC_x.y needed), `lddtree` and
   `elf_walk` (the shared libraries a binary loads, resolved the way the loader does);
@@ -33,7 +34,7 @@ import; the modules these come from are internal. Grouped by what they are for:
 
 from __future__ import annotations
 
-from .archive import repack_tar_gz, safe_extract, tree_entries, write_tar
+from .archive import GZIP_LEVEL, GzipLevel, repack_tar_gz, safe_extract, tree_entries, write_tar
 from .cleanroom import build_paths, find_paths, hide_prefix, venv_prefix
 from .elf import elf_files, glibc_floor, is_elf, lddtree
 from .elf import interpreter as elf_interpreter
@@ -71,9 +72,11 @@ from .sources import file_digest
 from .tools import UV, uv_path
 
 __all__ = [
+    "GZIP_LEVEL",
     "PASSED_THROUGH",
     "PIP",
     "UV",
+    "GzipLevel",
     "ImportUse",
     "Installer",
     "OsInstalled",
