@@ -157,7 +157,8 @@ def test_the_no_op_path_imports_no_backend(example: Callable[..., Path],
 
 def _leftovers(cache: Path) -> list[str]:
     """Early builds' temporary folders, and tools still running from them."""
-    folders = [p.name for p in (cache / "tmp").glob("meta-*")] if (cache / "tmp").exists() else []
+    folders = [p.name for p in (cache / "tmp").glob("*") if p.name.startswith(
+        ("meta-", "early-"))] if (cache / "tmp").exists() else []
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     return folders + [line for line in ps.splitlines() if str(cache) in line]
 
@@ -194,10 +195,19 @@ def _sdist_alone(tmp_path: Path, gradient: Gradient, *, compiled: bool) -> tuple
 
 def test_tiers_that_build_no_wheel_take_the_metadata_from_the_early_wheel_when_pure(
         tmp_path: Path, gradient: Gradient) -> None:
-    _sdist_alone(tmp_path, gradient, compiled=False)
+    project, result = _sdist_alone(tmp_path, gradient, compiled=False)
     commands = (tmp_path / "hooks.log").read_text().split()
-    # the early wheel, then the sdist, then the verification's wheel built from the sdist
+    # the early wheel and the early sdist, then the verification's wheel built from the sdist
     assert "dist_info" not in commands and commands.count("bdist_wheel") == 2, commands
+    assert commands.count("sdist") == 1, commands  # the tier took the early one
+    steps = [e["event"] for e in _events(result.stdout + result.stderr) if e["kind"] == "step"]
+    assert steps.count("uv build --sdist") == 1, steps
+    # the same bytes as the sdist the tier builds itself (one node at a time: no early sdist)
+    early = (project / artifact_entry(project, "sdist")["path"]).read_bytes()
+    alone = gradient(project, "build", "--jobs", "1", cache_dir=tmp_path / "cache-1")
+    assert alone.returncode == 0, alone.stderr
+    assert (tmp_path / "hooks.log").read_text().split().count("sdist") == 2
+    assert (project / artifact_entry(project, "sdist")["path"]).read_bytes() == early
 
 
 def test_tiers_that_build_no_wheel_stop_the_early_one_when_compiled(
@@ -211,8 +221,10 @@ def test_tiers_that_build_no_wheel_stop_the_early_one_when_compiled(
 
 def test_a_config_error_on_a_cold_cache_leaves_nothing_running(tmp_path: Path,
                                                                gradient: Gradient) -> None:
+    """Both early builds (the wheel, and the sdist of a build that names it) stop."""
     project = _counting_project(tmp_path / "tally", tmp_path / "hooks.log")
-    (project / "gradient.toml").write_text('tier = "wheel"\n[tiers.wheel]\nfrontnd = "uv"\n')
+    (project / "gradient.toml").write_text(
+        'tier = ["wheel", "sdist"]\n[tiers.wheel]\nfrontnd = "uv"\n')
     cache = tmp_path / "cache"
     result = gradient(project, "build", cache_dir=cache)
     assert result.returncode == 2, result.stderr

@@ -70,7 +70,9 @@ def open_project(config_path: Path | None = None, *, cache_dir: Path | None = No
             started=None if frontend is None else functools.partial(
                 early.claim, config.root, tree.digest, frontend, env, emit))
     finally:
-        early.cancel()  # one the CLI started for tiers that build no wheel
+        early.cancel("wheel")  # one the CLI started for tiers that build no wheel
+    project.early_sdist = functools.partial(early.claim_sdist, config.root, tree.digest, env,
+                                            emit)
     smoke_for(config, project)
     out = (out_dir or config.root / "dist" / "gradient").resolve()
     return Session(config, project, registered(), cache, out)

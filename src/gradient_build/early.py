@@ -8,6 +8,10 @@ claims it (project.load) when it wants a wheel of the same sources, with the sam
 and environment; a build that is not claimed (a config error, tiers that need no wheel, an
 interrupt) is killed and its temporary folder removed.
 
+When the command builds the sdist tier too, its sdist starts beside the wheel, on the other
+CPU: a pure project's sdist-only build would otherwise wait for the metadata (the wheel) before
+its own backend run. The sdist tier takes it (Project.take_sdist) or builds its own.
+
 Speculation is cheap to lose: it runs only when no metadata of these sources is cached, and
 on a miss it costs the other CPU a fraction of a second.
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import tomllib
 from dataclasses import dataclass, field
@@ -36,6 +42,8 @@ _VALUED = {"--tier", "-t", "--jobs", "-j", "--cache-dir", "--config", "--log-for
 
 @dataclass
 class _Early:
+    kind: str
+    """"wheel" (the metadata, and the wheel tier's wheel) or "sdist" (the sdist tier's)."""
     root: Path
     digest: str
     frontend: str
@@ -44,7 +52,7 @@ class _Early:
     sink: Emit | None = None
     """Where events go once claimed (the renderer: a long build shows as running)."""
     groups: list[int] = field(default_factory=list)
-    result: Project | None = None
+    result: Project | Path | None = None
     error: BaseException | None = None
     cancelled: bool = False
     thread: threading.Thread | None = None
@@ -52,7 +60,7 @@ class _Early:
 
 
 _lock = threading.Lock()
-_current: _Early | None = None
+_pending: dict[str, _Early] = {}
 
 
 def _options(argv: list[str]) -> dict[str, list[str]] | None:
@@ -74,8 +82,7 @@ def _options(argv: list[str]) -> dict[str, list[str]] | None:
 
 def start(argv: list[str]) -> bool:
     """Start the wheel build a cold `gradient build` will want, when that is likely (True
-    when it started)."""
-    global _current
+    when it started), and its sdist when the command builds the sdist tier."""
     opts = _options(argv)
     if opts is None:
         return False
@@ -89,7 +96,8 @@ def start(argv: list[str]) -> bool:
     try:
         with config.open("rb") as f:
             raw: dict[str, Any] = tomllib.load(f)
-        frontend = str(raw.get("tiers", {}).get("wheel", {}).get("frontend", "auto"))
+        frontends = {kind: str(raw.get("tiers", {}).get(kind, {}).get("frontend", "auto"))
+                     for kind in ("wheel", "sdist")}
     except (OSError, tomllib.TOMLDecodeError, AttributeError):
         return False  # the full path reports it, in its own words
     root = config.parent
@@ -99,28 +107,73 @@ def start(argv: list[str]) -> bool:
     tree = scan(root, exclude=set(cache.delivered(project_id(root))))
     if is_cached(cache.root, tree.digest):
         return False  # metadata is cached: the wheel tier builds (or reuses) its own
-    early = _Early(root, tree.digest, frontend, tool_environment(cache.root, tree.epoch))
-    early.thread = threading.Thread(target=_build, args=(early, tree, cache.root),
-                                    name="gradient-early-wheel", daemon=True)
+    env = tool_environment(cache.root, tree.epoch)
+    wheel = _begin(_Early("wheel", root, tree.digest, frontends["wheel"], env), tree, cache.root)
+    wheel.running.wait(timeout=10)  # the copy and the spawn alone, uncontended: then the
+    if _builds_sdist(argv, opts, raw):  # imports go on while the tool runs
+        _begin(_Early("sdist", root, tree.digest, frontends["sdist"], env), tree, cache.root)
+    return True
+
+
+def _builds_sdist(argv: list[str], opts: dict[str, list[str]], raw: dict[str, Any]) -> bool:
+    """Whether this build names the sdist tier (or --all), with a CPU free for it."""
+    jobs = (opts.get("--jobs") or opts.get("-j") or [""])[-1]
+    if jobs == "1" or (os.cpu_count() or 1) < 2:
+        return False  # one node at a time, as asked
+    named = [*opts.get("--tier", []), *opts.get("-t", [])]
+    if not named:
+        configured = raw.get("tier", [])
+        named = [configured] if isinstance(configured, str) else list(configured or [])
+    return "--all" in argv or "sdist" in named
+
+
+def _begin(early: _Early, tree: SourceTree, cache_root: Path) -> _Early:
+    early.thread = threading.Thread(target=_build, args=(early, tree, cache_root),
+                                    name=f"gradient-early-{early.kind}", daemon=True)
     with _lock:
-        _current = early
+        _pending[early.kind] = early
     early.thread.start()
-    early.running.wait(timeout=10)  # the copy and the spawn alone, uncontended: then the
-    return True  # imports go on while the tool runs
+    return early
 
 
 def _build(early: _Early, tree: SourceTree, cache_root: Path) -> None:
-    from .project import metadata_from_wheel
-
     try:
-        early.result = metadata_from_wheel(early.root, tree, early.env, early.frontend,
-                                           cache_root,
-                                           lambda event: _emit(early, event),
-                                           on_start=lambda group: _started(early, group))
+        if early.kind == "wheel":
+            from .project import metadata_from_wheel
+
+            early.result = metadata_from_wheel(
+                early.root, tree, early.env, early.frontend, cache_root,
+                lambda event: _emit(early, event),
+                on_start=lambda group: _started(early, group))
+        else:
+            early.result = _sdist(early, tree, cache_root)
     except BaseException as exc:  # handed to whoever claims it
         early.error = exc
     finally:
         early.running.set()
+
+
+def _sdist(early: _Early, tree: SourceTree, cache_root: Path) -> Path:
+    """The sdist tier's build of these sources, in a folder of its own under CACHE/tmp (the
+    sdist is taken from there by a rename, and the folder goes with it)."""
+    from .pep517 import pep517_build
+    from .runner import Runner
+
+    scratch = cache_root / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    where = Path(tempfile.mkdtemp(prefix="early-sdist-", dir=scratch))
+    try:
+        src = tree.copy_to(where / "src")
+        runner = Runner("sdist", dict(early.env), lambda event: _emit(early, event),
+                        on_start=lambda group: _started(early, group))
+        built = pep517_build(runner, src, where / "dist", "sdist", early.frontend)
+        kept = built.rename(where / built.name)  # alone in its folder: taken with it
+        for done in (src, where / "dist"):
+            shutil.rmtree(done, ignore_errors=True)
+        return kept
+    except BaseException:
+        shutil.rmtree(where, ignore_errors=True)
+        raise
 
 
 def _emit(early: _Early, event: Event) -> None:
@@ -141,13 +194,12 @@ def _started(early: _Early, group: int) -> None:
     _kill(group)  # stopped while it was starting
 
 
-def claim(root: Path, digest: str, frontend: str, env: dict[str, str],
-          emit: Emit) -> Project | None:
-    """The early build's Project if it built exactly this; it raises what the build raised.
-    None (and the early build stopped) when there is none or it built something else."""
-    global _current
+def _claim(kind: str, root: Path, digest: str, frontend: str, env: dict[str, str],
+           emit: Emit) -> Project | Path | None:
+    """What the early build of `kind` made, if it built exactly this; it raises what the
+    build raised. None (and the early build stopped) when there is none or it differs."""
     with _lock:
-        early, _current = _current, None
+        early = _pending.pop(kind, None)
     if early is None or early.thread is None:
         return None
     if (early.root, early.digest, early.frontend, early.env) != (root, digest, frontend, env):
@@ -163,18 +215,37 @@ def claim(root: Path, digest: str, frontend: str, env: dict[str, str],
     return early.result
 
 
+def claim(root: Path, digest: str, frontend: str, env: dict[str, str],
+          emit: Emit) -> Project | None:
+    """The early wheel build's Project (project.load's `started`)."""
+    found = _claim("wheel", root, digest, frontend, env, emit)
+    return found if found is None or not isinstance(found, Path) else None
+
+
+def claim_sdist(root: Path, digest: str, env: dict[str, str], emit: Emit,
+                frontend: str) -> Path | None:
+    """The early sdist of these sources built with `frontend` (Project.take_sdist's claim);
+    None when there is none, it differs, or it failed (the tier then builds and reports)."""
+    try:
+        found = _claim("sdist", root, digest, frontend, env, emit)
+    except Exception:
+        return None
+    return found if isinstance(found, Path) else None
+
+
 def pending_frontend() -> str | None:
-    """The frontend of the early build under way, if there is one."""
+    """The frontend of the early wheel build under way, if there is one."""
     with _lock:
-        return None if _current is None else _current.frontend
+        early = _pending.get("wheel")
+        return None if early is None else early.frontend
 
 
-def cancel() -> None:
-    """Stop an early build nobody claimed (called when the command ends, however it ends)."""
-    global _current
+def cancel(kind: str | None = None) -> None:
+    """Stop an early build nobody claimed (the wheel's when `kind` says so, else every one:
+    when the command ends, however it ends)."""
     with _lock:
-        early, _current = _current, None
-    if early is not None:
+        stopped = [_pending.pop(k) for k in list(_pending) if kind in (None, k)]
+    for early in stopped:
         _stop(early)
 
 
@@ -186,6 +257,8 @@ def _stop(early: _Early) -> None:
         _kill(group)
     if early.thread is not None:
         early.thread.join(timeout=30)  # its temporary folder goes with the failed build
+    if isinstance(early.result, Path):  # a finished sdist nobody took
+        shutil.rmtree(early.result.parent, ignore_errors=True)
 
 
 def _kill(group: int) -> None:

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +64,10 @@ class Project:
     """A wheel of exactly these sources, built while reading the metadata (when the wheel
     tier was about to build one anyway), and the frontend that built it."""
     wheel_frontend: str | None = None
+    early_sdist: Callable[[str], Path | None] | None = field(
+        default=None, repr=False, compare=False, metadata={"stored": False})
+    """An sdist of these sources started with the cold metadata read (early.py), given the
+    sdist tier's frontend: it waits for it, None when there is none of that frontend."""
 
     def take_wheel(self, frontend: str, dest: Path) -> Path | None:
         """The wheel reading the metadata built, moved into `dest`, if `frontend` built it:
@@ -72,13 +76,15 @@ class Project:
             if not self.wheel or self.wheel_frontend != frontend or not Path(self.wheel).is_file():
                 return None
             built, self.wheel = Path(self.wheel), None
-            dest.mkdir(parents=True, exist_ok=True)
-            try:
-                taken = Path(shutil.move(built, dest / built.name))
-            except OSError:
-                return None
-            shutil.rmtree(built.parent, ignore_errors=True)
-            return taken
+        return _take(built, dest)
+
+    def take_sdist(self, frontend: str, dest: Path) -> Path | None:
+        """The sdist built beside the cold metadata read, moved into `dest`, if `frontend`
+        built it (it may still be running: this waits). Taken once."""
+        with _TAKE:
+            claim, self.early_sdist = self.early_sdist, None
+        built = claim(frontend) if claim else None
+        return None if built is None or not built.is_file() else _take(built, dest)
 
     @property
     def import_name(self) -> str:
@@ -114,10 +120,21 @@ class Project:
         return App(script, entry, config.app.module, dict(self.scripts))
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("sources")
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "sources" and f.metadata.get("stored", True)}
         data["root"] = str(self.root)
         return data
+
+
+def _take(built: Path, dest: Path) -> Path | None:
+    """`built` moved into `dest`, and the temporary folder it was built in removed."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        taken = Path(shutil.move(built, dest / built.name))
+    except OSError:
+        return None
+    shutil.rmtree(built.parent, ignore_errors=True)
+    return taken
 
 
 def is_buildable(root: Path) -> bool:
