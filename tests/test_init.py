@@ -3,8 +3,11 @@ and on small projects of each build backend (setuptools, flit, hatch, poetry, pd
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+import tarfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +19,10 @@ from conftest import EXAMPLES, manifest, run_gradient
 
 from gradient_build.init import help_line
 
-REAL = Path("/work/real")
+# The real projects' sdists, fetched from PyPI once into the cache `make test` uses (a clean
+# clone has nothing else): pinned, so what init decides for them stays the same.
+REAL_SOURCES = Path(os.environ.get("GRADIENT_CACHE_DIR") or Path.home() / ".cache/gradient-build"
+                    ) / "test-sources"
 Gradient = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -77,8 +83,19 @@ def test_a_microcontroller_target(example: Callable[..., Path], gradient: Gradie
 
 
 def _copy_real(tmp_path: Path, name: str) -> Path:
+    """The unpacked sdist of `name` (dist-version), without its egg-info: as checked out."""
+    dist, _, version = name.rpartition("-")
+    archive = REAL_SOURCES / f"{name}.tar.gz"
+    if not archive.exists():
+        REAL_SOURCES.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                        "--no-binary", ":all:", "--dest", str(REAL_SOURCES),
+                        f"{dist}=={version}"], check=True, capture_output=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
     dest = tmp_path / name
-    shutil.copytree(REAL / name, dest, ignore=shutil.ignore_patterns("*.egg-info", "dist"))
+    shutil.copytree(tmp_path / "unpacked" / name, dest,
+                    ignore=shutil.ignore_patterns("*.egg-info", "dist"))
     return dest
 
 
