@@ -5,13 +5,16 @@ no-op path does not import the backends."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+import tarfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import artifact_entry
 
 Gradient = Callable[..., subprocess.CompletedProcess[str]]
@@ -178,13 +181,26 @@ def test_a_cold_wheel_starts_early_and_is_taken_once(tmp_path: Path, gradient: G
     assert _leftovers(cache) == []
 
 
-def _sdist_alone(tmp_path: Path, gradient: Gradient, *, compiled: bool) -> tuple[
-        Path, subprocess.CompletedProcess[str]]:
-    """A cold build of the sdist tier alone (the counting project, with a C file or not)."""
+# Metadata passed to setup() in setup.py: setuptools marks it Dynamic in the sdist (PEP 643)
+SETUP_ARGS = ('setup(name="tally", version="1.0", packages=["tally"], python_requires=">=3.8", '
+              'entry_points={"console_scripts": ["tally = tally:main"]})')
+
+
+def _sdist_alone(tmp_path: Path, gradient: Gradient, *, compiled: bool = False,
+                 static: bool = True) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A cold build of the sdist tier alone: the counting project, with a C file or not, its
+    metadata in a static [project] table or in setup.py's call (which setuptools calls
+    Dynamic)."""
     project = _counting_project(tmp_path / "tally", tmp_path / "hooks.log")
     if compiled:
         (project / "csrc").mkdir()
         (project / "csrc/speedup.c").write_text("int answer(void) { return 42; }\n")
+    if not static:
+        (project / "pyproject.toml").write_text(
+            '[build-system]\nrequires = ["setuptools>=68"]\n'
+            'build-backend = "setuptools.build_meta"\n')
+        setup_py = project / "setup.py"
+        setup_py.write_text(setup_py.read_text().replace("setup()", SETUP_ARGS))
     (project / "gradient.toml").write_text('tier = "sdist"\n')
     result = gradient(project, "build", "--log-format", "json", cache_dir=tmp_path / "cache")
     assert result.returncode == 0, result.stderr
@@ -193,13 +209,43 @@ def _sdist_alone(tmp_path: Path, gradient: Gradient, *, compiled: bool) -> tuple
     return project, result
 
 
-def test_tiers_that_build_no_wheel_take_the_metadata_from_the_early_wheel_when_pure(
+def _stored_metadata(cache: Path, suffix: str) -> dict[str, Any]:
+    (found,) = [p for p in (cache / "metadata").glob(f"v2-*{suffix}")
+                if suffix != ".json" or not p.name.endswith("-sdist.json")]
+    data: dict[str, Any] = json.loads(found.read_text())
+    return {k: v for k, v in data.items() if k not in ("wheel", "wheel_frontend", "root",
+                                                       "backend_warnings")}
+
+
+def test_an_sdist_alone_reads_the_metadata_its_sdist_states(tmp_path: Path,
+                                                            gradient: Gradient) -> None:
+    """A static [project]: the build backend runs once for the build (PEP 643 metadata from
+    the sdist's PKG-INFO), and what it read is what a wheel build reads."""
+    project, result = _sdist_alone(tmp_path, gradient)
+    commands = (tmp_path / "hooks.log").read_text().split()
+    # the sdist, then the verification's wheel built from it: no wheel just for metadata
+    assert commands.count("sdist") == 1 and commands.count("bdist_wheel") == 1, commands
+    assert "dist_info" not in commands, commands
+    steps = [e["event"] for e in _events(result.stdout + result.stderr) if e["kind"] == "step"]
+    assert steps.count("uv build --sdist") == 1 and "uv build --wheel" not in steps, steps
+    stated = _stored_metadata(tmp_path / "cache", "-sdist.json")
+    assert stated["scripts"] == {"tally": "tally:main"}, stated
+    (project / "gradient.toml").write_text('tier = "wheel"\n')
+    wheel = gradient(project, "build", "--no-verify", cache_dir=tmp_path / "cache-w")
+    assert wheel.returncode == 0, wheel.stderr
+    assert _stored_metadata(tmp_path / "cache-w", ".json") == stated
+
+
+def test_an_sdist_alone_of_dynamic_metadata_takes_it_from_the_early_wheel(
         tmp_path: Path, gradient: Gradient) -> None:
-    project, result = _sdist_alone(tmp_path, gradient, compiled=False)
+    """setup.py metadata (setuptools marks it Dynamic): the early wheel reads it, the early
+    sdist runs beside it and the tier takes it, the same bytes as the tier's own build."""
+    project, result = _sdist_alone(tmp_path, gradient, static=False)
     commands = (tmp_path / "hooks.log").read_text().split()
     # the early wheel and the early sdist, then the verification's wheel built from the sdist
     assert "dist_info" not in commands and commands.count("bdist_wheel") == 2, commands
     assert commands.count("sdist") == 1, commands  # the tier took the early one
+    assert not list((tmp_path / "cache/metadata").glob("*-sdist.json"))
     steps = [e["event"] for e in _events(result.stdout + result.stderr) if e["kind"] == "step"]
     assert steps.count("uv build --sdist") == 1, steps
     # the same bytes as the sdist the tier builds itself (one node at a time: no early sdist)
@@ -210,10 +256,11 @@ def test_tiers_that_build_no_wheel_take_the_metadata_from_the_early_wheel_when_p
     assert (project / artifact_entry(project, "sdist")["path"]).read_bytes() == early
 
 
-def test_tiers_that_build_no_wheel_stop_the_early_one_when_compiled(
+def test_an_sdist_alone_with_extension_sources_and_dynamic_metadata_asks_prepare_metadata(
         tmp_path: Path, gradient: Gradient) -> None:
-    """Extension sources: a wheel build may take minutes, prepare_metadata is asked."""
-    _, result = _sdist_alone(tmp_path, gradient, compiled=True)
+    """A wheel build may take minutes there: prepare_metadata is asked, the early wheel
+    stopped before it says anything."""
+    _, result = _sdist_alone(tmp_path, gradient, compiled=True, static=False)
     steps = [e["event"] for e in _events(result.stdout + result.stderr) if e["kind"] == "step"]
     assert "uv build --wheel" not in steps, steps  # an unclaimed early build says nothing
     assert "dist_info" in (tmp_path / "hooks.log").read_text().split()  # its own hook
@@ -231,3 +278,40 @@ def test_a_config_error_on_a_cold_cache_leaves_nothing_running(tmp_path: Path,
     assert "frontnd" in result.stderr and "frontend" in result.stderr
     assert not (project / "dist").exists()
     assert _leftovers(cache) == []
+
+
+def _sdist_of(tmp_path: Path, pkg_info: str, files: dict[str, str]) -> Path:
+    """A tar.gz shaped like an sdist: tally-1.0/PKG-INFO and the given files."""
+    sdist = tmp_path / "tally-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        for rel, text in {"PKG-INFO": pkg_info, **files}.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"tally-1.0/{rel}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return sdist
+
+
+STATIC = '[project]\nname = "tally"\nversion = "1.0"\n[project.scripts]\ntally = "tally:main"\n'
+
+
+@pytest.mark.parametrize(("pkg_info", "pyproject", "scripts"), [
+    ("Metadata-Version: 2.2\nName: tally\nVersion: 1.0\nRequires-Dist: attrs\n", STATIC,
+     {"tally": "tally:main"}),
+    # before 2.2 nothing in PKG-INFO is binding
+    ("Metadata-Version: 2.1\nName: tally\nVersion: 1.0\n", STATIC, None),
+    ("Metadata-Version: 2.4\nName: tally\nVersion: 1.0\nDynamic: Requires-Dist\n", STATIC, None),
+    # console scripts the backend computes: not stated
+    ("Metadata-Version: 2.4\nName: tally\nVersion: 1.0\n",
+     '[project]\nname = "tally"\nversion = "1.0"\ndynamic = ["scripts"]\n', None),
+])
+def test_metadata_from_sdist_takes_only_what_is_stated(
+        tmp_path: Path, pkg_info: str, pyproject: str, scripts: dict[str, str] | None) -> None:
+    from gradient_build.project import metadata_from_sdist
+
+    found = metadata_from_sdist(tmp_path, _sdist_of(tmp_path, pkg_info,
+                                                    {"pyproject.toml": pyproject}))
+    if scripts is None:
+        assert found is None
+    else:
+        assert found is not None and found.scripts == scripts and found.requires == ["attrs"]

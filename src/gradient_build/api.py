@@ -17,7 +17,7 @@ from .config import Config
 from .engine import Engine
 from .errors import GradientError
 from .events import Emit, discard
-from .graph import project_id
+from .graph import Node, project_id, resolve
 from .project import Project
 from .registry import backends as registered
 from .registry import broken, facts
@@ -58,17 +58,21 @@ def open_project(config_path: Path | None = None, *, cache_dir: Path | None = No
     tree = sources.scan(config.root, exclude=set(cache.delivered(project_id(config.root))))
     env = tool_environment(cache.root, tree.epoch)
     frontend = _wheel_frontend(config, tiers)
+    alone = _sdist_alone(config, tiers)  # its sdist's frontend, when that is all it builds
     if frontend is None and tiers is not None and not _compiles(config.root, tree):
         frontend = early.pending_frontend()  # pure Python: the wheel the CLI started is as
         # quick a way to the metadata as a prepare_metadata pass would be, and it is ahead
-    if frontend is not None and not project_mod.is_cached(cache.root, tree.digest):
-        warm_in_background()  # a cold read builds the wheel, and its SBOM follows
+    if (frontend or alone) and not project_mod.is_cached(cache.root, tree.digest,
+                                                          sdist_alone=alone is not None):
+        warm_in_background()  # a cold read builds the wheel (or the sdist): its SBOM follows
     emit = emit or discard
     try:
         project = project_mod.load(
             config.root, tree, config, cache.root, env, wheel_frontend=frontend, emit=emit,
             started=None if frontend is None else functools.partial(
-                early.claim, config.root, tree.digest, frontend, env, emit))
+                early.claim, config.root, tree.digest, frontend, env, emit),
+            stated=None if alone is None else functools.partial(
+                early.stated, config.root, tree.digest, env, emit, alone))
     finally:
         early.cancel("wheel")  # one the CLI started for tiers that build no wheel
     project.early_sdist = functools.partial(early.claim_sdist, config.root, tree.digest, env,
@@ -88,13 +92,24 @@ def _compiles(root: Path, tree: sources.SourceTree) -> bool:
 
 def _wheel_frontend(config: Config, tiers: list[str] | None) -> str | None:
     """The frontend of the wheel node these tiers build (None when no wheel is built)."""
-    if tiers is None:
-        return None
-    from .graph import resolve
-
-    try:
-        nodes = resolve(tiers or config.tiers, config, registered())
-    except GradientError:  # reported by the build itself, with its own words
-        return None
+    nodes = _nodes(config, tiers)
     wheel = next((n for n in nodes if n.tier == "wheel"), None)
     return None if wheel is None else str(getattr(wheel.options, "frontend", "auto"))
+
+
+def _sdist_alone(config: Config, tiers: list[str] | None) -> str | None:
+    """The sdist node's frontend when it is all these tiers build (else None)."""
+    nodes = _nodes(config, tiers)
+    if [n.tier for n in nodes] != ["sdist"]:
+        return None
+    return str(getattr(nodes[0].options, "frontend", "auto"))
+
+
+def _nodes(config: Config, tiers: list[str] | None) -> list[Node]:
+    """The nodes a build of `tiers` resolves to (none without tiers, or for bad ones)."""
+    if tiers is None:
+        return []
+    try:
+        return resolve(tiers or config.tiers, config, registered())
+    except GradientError:  # reported by the build itself, with its own words
+        return []

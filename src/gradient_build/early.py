@@ -9,8 +9,9 @@ and environment; a build that is not claimed (a config error, tiers that need no
 interrupt) is killed and its temporary folder removed.
 
 When the command builds the sdist tier too, its sdist starts beside the wheel, on the other
-CPU: a pure project's sdist-only build would otherwise wait for the metadata (the wheel) before
-its own backend run. The sdist tier takes it (Project.take_sdist) or builds its own.
+CPU; an sdist-only build starts its sdist alone, and reads the metadata that sdist states
+(project.metadata_from_sdist) instead of building a wheel for it. The sdist tier takes it
+(Project.take_sdist) or builds its own.
 
 Speculation is cheap to lose: it runs only when no metadata of these sources is cached, and
 on a miss it costs the other CPU a fraction of a second.
@@ -105,26 +106,51 @@ def start(argv: list[str]) -> bool:
         return False  # a single module reads no metadata
     cache = Cache(cache_dir)
     tree = scan(root, exclude=set(cache.delivered(project_id(root))))
-    if is_cached(cache.root, tree.digest):
+    named = _named_tiers(argv, opts, raw)
+    alone = named == {"sdist"}  # its metadata is what its own sdist states (project.py)
+    if is_cached(cache.root, tree.digest, sdist_alone=alone):
         return False  # metadata is cached: the wheel tier builds (or reuses) its own
     env = tool_environment(cache.root, tree.epoch)
+    sdist = _Early("sdist", root, tree.digest, frontends["sdist"], env)
+    if alone and _states_metadata(root):
+        _begin(sdist, tree, cache.root).running.wait(timeout=10)
+        return True
     wheel = _begin(_Early("wheel", root, tree.digest, frontends["wheel"], env), tree, cache.root)
     wheel.running.wait(timeout=10)  # the copy and the spawn alone, uncontended: then the
-    if _builds_sdist(argv, opts, raw):  # imports go on while the tool runs
-        _begin(_Early("sdist", root, tree.digest, frontends["sdist"], env), tree, cache.root)
+    if (named is None or "sdist" in named) and _spare_cpu(opts):  # imports go on while
+        _begin(sdist, tree, cache.root)  # the tool runs
     return True
 
 
-def _builds_sdist(argv: list[str], opts: dict[str, list[str]], raw: dict[str, Any]) -> bool:
-    """Whether this build names the sdist tier (or --all), with a CPU free for it."""
-    jobs = (opts.get("--jobs") or opts.get("-j") or [""])[-1]
-    if jobs == "1" or (os.cpu_count() or 1) < 2:
-        return False  # one node at a time, as asked
+def _named_tiers(argv: list[str], opts: dict[str, list[str]],
+                 raw: dict[str, Any]) -> set[str] | None:
+    """The tiers this build names (--tier, else gradient.toml's `tier`); None for --all."""
+    if "--all" in argv:
+        return None
     named = [*opts.get("--tier", []), *opts.get("-t", [])]
     if not named:
         configured = raw.get("tier", [])
         named = [configured] if isinstance(configured, str) else list(configured or [])
-    return "--all" in argv or "sdist" in named
+    return {str(n) for n in named}
+
+
+def _states_metadata(root: Path) -> bool:
+    """Whether the sdist will likely state the metadata for certain: a [project] table whose
+    requirements and scripts are static (else the early wheel reads it, as for any build)."""
+    try:
+        with (root / "pyproject.toml").open("rb") as f:
+            table = tomllib.load(f).get("project")
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return isinstance(table, dict) and not {
+        "dependencies", "optional-dependencies", "requires-python", "scripts"} & set(
+        table.get("dynamic") or [])
+
+
+def _spare_cpu(opts: dict[str, list[str]]) -> bool:
+    """Whether a second build may run beside the wheel (not with --jobs 1 or one CPU)."""
+    jobs = (opts.get("--jobs") or opts.get("-j") or [""])[-1]
+    return jobs != "1" and (os.cpu_count() or 1) >= 2
 
 
 def _begin(early: _Early, tree: SourceTree, cache_root: Path) -> _Early:
@@ -231,6 +257,26 @@ def claim_sdist(root: Path, digest: str, env: dict[str, str], emit: Emit,
     except Exception:
         return None
     return found if isinstance(found, Path) else None
+
+
+def stated(root: Path, digest: str, env: dict[str, str], emit: Emit,
+           frontend: str) -> Project | None:
+    """What the early sdist of exactly these sources states for certain (project.py's
+    metadata_from_sdist), once it is built; it stays for the sdist tier to take. None when
+    there is none, it differs, it failed, or it states too little."""
+    from .project import metadata_from_sdist
+
+    with _lock:
+        early = _pending.get("sdist")
+    if early is None or early.thread is None or (
+            early.root, early.digest, early.frontend, early.env) != (root, digest, frontend, env):
+        return None
+    with _lock:  # its steps show as they happen (a long build shows as running)
+        kept, early.events, early.sink = early.events, [], emit
+    for event in kept:
+        emit(event)
+    early.thread.join()
+    return metadata_from_sdist(root, early.result) if isinstance(early.result, Path) else None
 
 
 def pending_frontend() -> str | None:

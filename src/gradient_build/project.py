@@ -147,29 +147,44 @@ def _stored(cache_dir: Path, digest: str, suffix: str = ".json") -> Path:
     return cache_dir / "metadata" / f"v2-{digest}{suffix}"
 
 
-def is_cached(cache_dir: Path, digest: str) -> bool:
-    """Whether these sources' metadata is in the cache (load then runs no build backend)."""
-    return _stored(cache_dir, digest).exists()
+def is_cached(cache_dir: Path, digest: str, *, sdist_alone: bool = False) -> bool:
+    """Whether these sources' metadata is in the cache (load then runs no build backend);
+    for an sdist-only build, the metadata its sdist stated counts too."""
+    return _stored(cache_dir, digest).exists() or (
+        sdist_alone and _stored(cache_dir, digest, SDIST_STATED).exists())
+
+
+SDIST_STATED = "-sdist.json"
+"""The metadata an sdist stated, kept apart: only sdist-only builds read it, so what any
+other build reads is always what a wheel (or prepare_metadata) said."""
 
 
 def load(root: Path, sources: SourceTree, config: Config, cache_dir: Path,
          env: dict[str, str], *, wheel_frontend: str | None = None,
          emit: Emit = discard,
-         started: Callable[[], Project | None] | None = None) -> Project:
+         started: Callable[[], Project | None] | None = None,
+         stated: Callable[[], Project | None] | None = None) -> Project:
     """Metadata for the project at `root`, cached by the digest of its sources.
 
     With `wheel_frontend` (the wheel tier is about to build), a cold read builds the wheel
     with that frontend and takes METADATA and entry_points.txt from it, keeping the wheel
     for the tier; otherwise it asks prepare_metadata_for_build_wheel alone. `started` is a
-    wheel build already under way (early.py): its Project, or None to build here."""
+    wheel build already under way (early.py): its Project, or None to build here. `stated`
+    (an sdist-only build) is what the sdist under way states for certain, or None."""
     if not is_buildable(root):
         return _module_project(root, sources, config)
     store = _stored(cache_dir, sources.digest)
-    if store.exists():
-        data = json.loads(store.read_text())
-        data["root"] = root
-        return Project(**data, sources=sources)
-    project = None
+    side = _stored(cache_dir, sources.digest, SDIST_STATED)
+    for found in (store, side) if stated else (store,):
+        if found.exists():
+            data = json.loads(found.read_text())
+            data["root"] = root
+            return Project(**data, sources=sources)
+    project = stated() if stated else None
+    if project is not None:
+        project.sources = sources
+        write_text_atomic(side, json.dumps(project.to_json(), indent=1))
+        return project
     if wheel_frontend is not None:
         try:
             project = (started() if started else None) or \
@@ -328,6 +343,78 @@ def _build_backend(root: Path) -> str:
     except (OSError, tomli.TOMLDecodeError):
         system = {}
     return str(system.get("build-backend", "setuptools.build_meta:__legacy__"))
+
+
+_CERTAIN = {"name", "version", "requires-python", "requires-dist", "license-file"}
+
+
+def metadata_from_sdist(root: Path, sdist: Path) -> Project | None:
+    """The metadata an sdist states for certain, read as a wheel's would be, or None.
+
+    PEP 643: from Metadata-Version 2.2 on, a field of PKG-INFO that is not marked Dynamic is
+    what every wheel built from the sdist carries. The console scripts are not core metadata:
+    they come from setuptools' egg-info/entry_points.txt, or from a static [project.scripts]
+    of the sdist's pyproject.toml; without either this is None (prepare_metadata decides)."""
+    import tarfile
+    from email.parser import HeaderParser
+
+    with tarfile.open(sdist) as tar:
+        top = {m.name.split("/")[0] for m in tar.getmembers()}
+        if len(top) != 1:
+            return None
+        (base,) = top
+        members = {m.name[len(base) + 1:]: m for m in tar.getmembers() if m.isreg()}
+
+        def read(rel: str) -> str | None:
+            member = members.get(rel)
+            handle = tar.extractfile(member) if member else None
+            return handle.read().decode("utf-8", errors="replace") if handle else None
+
+        pkg_info = read("PKG-INFO")
+        if pkg_info is None:
+            return None
+        meta = HeaderParser().parsestr(pkg_info)
+        version = tuple(int(p) for p in re.findall(r"\d+", meta.get("Metadata-Version", "0")))
+        dynamic = {d.strip().lower() for d in meta.get_all("Dynamic") or []}
+        if version < (2, 2) or dynamic & _CERTAIN:
+            return None
+        egg = [rel for rel in members if rel.count("/") == 1
+               and rel.split("/")[0].endswith(".egg-info") and rel.endswith("/PKG-INFO")]
+        info = egg[0].split("/")[0] if len(egg) == 1 else None
+        entry_points = read(f"{info}/entry_points.txt") if info else None
+        if entry_points is None:
+            entry_points = _static_entry_points(read("pyproject.toml"))
+        if entry_points is None:
+            return None
+        top_level = read(f"{info}/top_level.txt") if info else None
+    with tempfile.TemporaryDirectory(prefix="gradient-stated-") as tmp:
+        dist_info = Path(tmp) / "stated.dist-info"
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text(pkg_info, encoding="utf-8")
+        (dist_info / "entry_points.txt").write_text(entry_points, encoding="utf-8")
+        if top_level is not None:
+            (dist_info / "top_level.txt").write_text(top_level, encoding="utf-8")
+        return from_dist_info(root, dist_info)
+
+
+def _static_entry_points(pyproject: str | None) -> str | None:
+    """entry_points.txt of a static [project] table's scripts, or None when they may be
+    dynamic (no [project] table, or "scripts" named in its dynamic list)."""
+    if pyproject is None:
+        return None
+    try:
+        table = tomli.loads(pyproject).get("project")
+    except tomli.TOMLDecodeError:
+        return None
+    if not isinstance(table, dict) or {"scripts", "gui-scripts", "entry-points"} & set(
+            table.get("dynamic", [])):
+        return None
+    lines = []
+    for group, key in (("console_scripts", "scripts"), ("gui_scripts", "gui-scripts")):
+        entries = table.get(key) or {}
+        if entries:
+            lines += [f"[{group}]", *(f"{n} = {v}" for n, v in entries.items()), ""]
+    return "\n".join(lines)
 
 
 def from_dist_info(root: Path, dist_info: Path) -> Project:
