@@ -298,6 +298,9 @@ STATIC = '[project]\nname = "tally"\nversion = "1.0"\n[project.scripts]\ntally =
 @pytest.mark.parametrize(("pkg_info", "pyproject", "scripts"), [
     ("Metadata-Version: 2.2\nName: tally\nVersion: 1.0\nRequires-Dist: attrs\n", STATIC,
      {"tally": "tally:main"}),
+    # License-File may be Dynamic: an sdist-only build does not use it
+    ("Metadata-Version: 2.4\nName: tally\nVersion: 1.0\nRequires-Dist: attrs\n"
+     "Dynamic: license-file\n", STATIC, {"tally": "tally:main"}),
     # before 2.2 nothing in PKG-INFO is binding
     ("Metadata-Version: 2.1\nName: tally\nVersion: 1.0\n", STATIC, None),
     ("Metadata-Version: 2.4\nName: tally\nVersion: 1.0\nDynamic: Requires-Dist\n", STATIC, None),

@@ -345,7 +345,10 @@ def _build_backend(root: Path) -> str:
     return str(system.get("build-backend", "setuptools.build_meta:__legacy__"))
 
 
-_CERTAIN = {"name", "version", "requires-python", "requires-dist", "license-file"}
+# What an sdist-only build uses of the metadata (its wheelhouse, its verification's smoke):
+# these must not be Dynamic. License-File may be (setuptools marks files it found by its
+# default globs so): the sdist lists what it found, and only the copy and mpy tiers use it.
+_CERTAIN = {"name", "version", "requires-python", "requires-dist"}
 
 
 def metadata_from_sdist(root: Path, sdist: Path) -> Project | None:
