@@ -1,5 +1,6 @@
 """Real projects from PyPI (pinned), each tier against the raw tools chained by hand in the
-same run: pyfiglet (1.6 MB of fonts, no dependencies) and httpie (a dozen dependencies).
+same run: pyfiglet (1.6 MB of fonts, no dependencies), httpie (a dozen dependencies) and
+yamllint (a static [project] table, package data, pyyaml's compiled wheel).
 
 The sdists are fetched into gradient's cache (`bench-sources/`) by the bench itself. Every
 measurement interleaves gradient and the raw chain (load from other work hits both alike),
@@ -8,7 +9,7 @@ the load average (`uptime`) when the tier was measured. "Cold" is gradient's own
 emptied (objects, metadata, no-op stamps, dist/) with the tool caches warm, like the raw
 tools' caches; verification off on both sides.
 
-Run alone: `python benchmarks/real.py [pyfiglet|httpie ...]`, with the gradient of the
+Run alone: `python benchmarks/real.py [pyfiglet|httpie|yamllint ...]`, with the gradient of the
 Python that runs it. `BENCH_BEFORE=/other/venv/bin/gradient` measures that gradient too, in
 the same interleaved runs (its own copy and cache): a before/after table from one run.
 `BENCH_TIERS=wheel,pex` limits the tiers; `BENCH_JOBS=0` leaves out `--jobs` (pex, tarball
@@ -43,6 +44,7 @@ PROJECTS: dict[str, dict[str, Any]] = {
     "httpie": {"pin": "httpie==3.2.4", "dir": "httpie-3.2.4", "script": "http",
                # its sdist ships test client keys: the secret scan rightly refuses them
                "toml": '[secrets]\nallow = ["*/tests/client_certs/*"]\n'},
+    "yamllint": {"pin": "yamllint==1.38.0", "dir": "yamllint-1.38.0", "script": "yamllint"},
 }
 GIT = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@example.org",
        "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@example.org"}
