@@ -310,7 +310,7 @@ STATIC = '[project]\nname = "tally"\nversion = "1.0"\n[project.scripts]\ntally =
 ])
 def test_metadata_from_sdist_takes_only_what_is_stated(
         tmp_path: Path, pkg_info: str, pyproject: str, scripts: dict[str, str] | None) -> None:
-    from gradient_build.project import metadata_from_sdist
+    from gradient_build.stated import metadata_from_sdist
 
     found = metadata_from_sdist(tmp_path, _sdist_of(tmp_path, pkg_info,
                                                     {"pyproject.toml": pyproject}))

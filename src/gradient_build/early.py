@@ -10,7 +10,7 @@ interrupt) is killed and its temporary folder removed.
 
 When the command builds the sdist tier too, its sdist starts beside the wheel, on the other
 CPU; an sdist-only build starts its sdist alone, and reads the metadata that sdist states
-(project.metadata_from_sdist) instead of building a wheel for it. The sdist tier takes it
+(stated.py) instead of building a wheel for it. The sdist tier takes it
 (Project.take_sdist) or builds its own.
 
 Speculation is cheap to lose: it runs only when no metadata of these sources is cached, and
@@ -107,7 +107,7 @@ def start(argv: list[str]) -> bool:
     cache = Cache(cache_dir)
     tree = scan(root, exclude=set(cache.delivered(project_id(root))))
     named = _named_tiers(argv, opts, raw)
-    alone = named == {"sdist"}  # its metadata is what its own sdist states (project.py)
+    alone = named == {"sdist"}  # its metadata is what its own sdist states (stated.py)
     if is_cached(cache.root, tree.digest, sdist_alone=alone):
         return False  # metadata is cached: the wheel tier builds (or reuses) its own
     env = tool_environment(cache.root, tree.epoch)
@@ -261,10 +261,10 @@ def claim_sdist(root: Path, digest: str, env: dict[str, str], emit: Emit,
 
 def stated(root: Path, digest: str, env: dict[str, str], emit: Emit,
            frontend: str) -> Project | None:
-    """What the early sdist of exactly these sources states for certain (project.py's
-    metadata_from_sdist), once it is built; it stays for the sdist tier to take. None when
-    there is none, it differs, it failed, or it states too little."""
-    from .project import metadata_from_sdist
+    """What the early sdist of exactly these sources states for certain (stated.py), once
+    it is built; it stays for the sdist tier to take. None when there is none, it differs, it
+    failed, or it states too little."""
+    from .stated import metadata_from_sdist
 
     with _lock:
         early = _pending.get("sdist")
