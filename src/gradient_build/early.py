@@ -115,10 +115,13 @@ def start(argv: list[str]) -> bool:
     if alone and _states_metadata(root):
         _begin(sdist, tree, cache.root).running.wait(timeout=10)
         return True
-    wheel = _begin(_Early("wheel", root, tree.digest, frontends["wheel"], env), tree, cache.root)
-    wheel.running.wait(timeout=10)  # the copy and the spawn alone, uncontended: then the
-    if (named is None or "sdist" in named) and _spare_cpu(opts):  # imports go on while
-        _begin(sdist, tree, cache.root)  # the tool runs
+    wheel = _Early("wheel", root, tree.digest, frontends["wheel"], env)
+    both = (named is None or "sdist" in named) and _spare_cpu(opts)
+    # an sdist alone reads its metadata from the sdist first (the wheel is the fallback)
+    order = ([sdist, wheel] if alone else [wheel, sdist]) if both else [wheel]
+    _begin(order[0], tree, cache.root).running.wait(timeout=10)  # the copy and the spawn
+    for later in order[1:]:  # alone, uncontended: then the imports go on while it runs
+        _begin(later, tree, cache.root)
     return True
 
 
