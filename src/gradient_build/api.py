@@ -57,8 +57,9 @@ def open_project(config_path: Path | None = None, *, cache_dir: Path | None = No
     cache = Cache((cache_dir or default_dir()).resolve())
     tree = sources.scan(config.root, exclude=set(cache.delivered(project_id(config.root))))
     env = tool_environment(cache.root, tree.epoch)
-    frontend = _wheel_frontend(config, tiers)
-    alone = _sdist_alone(config, tiers)  # its sdist's frontend, when that is all it builds
+    nodes = _nodes(config, tiers)
+    frontend = _wheel_frontend(nodes)
+    alone = _sdist_alone(nodes)  # its sdist's frontend, when that is all it builds
     if frontend is None and tiers is not None and not _compiles(config.root, tree):
         frontend = early.pending_frontend()  # pure Python: the wheel the CLI started is as
         # quick a way to the metadata as a prepare_metadata pass would be, and it is ahead
@@ -90,16 +91,14 @@ def _compiles(root: Path, tree: sources.SourceTree) -> bool:
     return compiles(root, list(tree.files))[0]
 
 
-def _wheel_frontend(config: Config, tiers: list[str] | None) -> str | None:
-    """The frontend of the wheel node these tiers build (None when no wheel is built)."""
-    nodes = _nodes(config, tiers)
+def _wheel_frontend(nodes: list[Node]) -> str | None:
+    """The frontend of the wheel node among these (None when no wheel is built)."""
     wheel = next((n for n in nodes if n.tier == "wheel"), None)
     return None if wheel is None else str(getattr(wheel.options, "frontend", "auto"))
 
 
-def _sdist_alone(config: Config, tiers: list[str] | None) -> str | None:
-    """The sdist node's frontend when it is all these tiers build (else None)."""
-    nodes = _nodes(config, tiers)
+def _sdist_alone(nodes: list[Node]) -> str | None:
+    """The sdist node's frontend when it is all these nodes are (else None)."""
     if [n.tier for n in nodes] != ["sdist"]:
         return None
     return str(getattr(nodes[0].options, "frontend", "auto"))

@@ -59,6 +59,11 @@ class _Early:
     thread: threading.Thread | None = None
     running: threading.Event = field(default_factory=threading.Event)
 
+    def built_exactly(self, root: Path, digest: str, frontend: str,
+                      env: dict[str, str]) -> bool:
+        """Whether this build is of these sources, with this frontend and environment."""
+        return (self.root, self.digest, self.frontend, self.env) == (root, digest, frontend, env)
+
 
 _lock = threading.Lock()
 _pending: dict[str, _Early] = {}
@@ -231,24 +236,30 @@ def _claim(kind: str, root: Path, digest: str, frontend: str, env: dict[str, str
         early = _pending.pop(kind, None)
     if early is None or early.thread is None:
         return None
-    if (early.root, early.digest, early.frontend, early.env) != (root, digest, frontend, env):
+    if not early.built_exactly(root, digest, frontend, env):
         _stop(early)
         return None
-    with _lock:  # what it said so far, then the rest as it happens
-        kept, early.events, early.sink = early.events, [], emit
-    for event in kept:
-        emit(event)
+    _attach(early, emit)
     early.thread.join()
     if early.error is not None:
         raise early.error
     return early.result
 
 
+def _attach(early: _Early, emit: Emit) -> None:
+    """Send the build's events to `emit`: what it said so far, then the rest as it happens
+    (a long build shows as running)."""
+    with _lock:
+        kept, early.events, early.sink = early.events, [], emit
+    for event in kept:
+        emit(event)
+
+
 def claim(root: Path, digest: str, frontend: str, env: dict[str, str],
           emit: Emit) -> Project | None:
     """The early wheel build's Project (project.load's `started`)."""
     found = _claim("wheel", root, digest, frontend, env, emit)
-    return found if found is None or not isinstance(found, Path) else None
+    return None if isinstance(found, Path) else found
 
 
 def claim_sdist(root: Path, digest: str, env: dict[str, str], emit: Emit,
@@ -271,13 +282,10 @@ def stated(root: Path, digest: str, env: dict[str, str], emit: Emit,
 
     with _lock:
         early = _pending.get("sdist")
-    if early is None or early.thread is None or (
-            early.root, early.digest, early.frontend, early.env) != (root, digest, frontend, env):
+    if early is None or early.thread is None or not early.built_exactly(root, digest, frontend,
+                                                                         env):
         return None
-    with _lock:  # its steps show as they happen (a long build shows as running)
-        kept, early.events, early.sink = early.events, [], emit
-    for event in kept:
-        emit(event)
+    _attach(early, emit)
     early.thread.join()
     return metadata_from_sdist(root, early.result) if isinstance(early.result, Path) else None
 
