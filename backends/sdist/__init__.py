@@ -74,8 +74,9 @@ class SdistBackend(Backend[SdistOptions]):
         # a cold build started this very sdist beside the metadata read (on the other CPU)
         built = ctx.project.take_sdist(ctx.options.frontend, ctx.work / "dist")
         if built is None:
-            src = ctx.project.sources.copy_to(ctx.work / "src")
-            built = pep517_build(ctx.run, src, ctx.work / "dist", "sdist", ctx.options.frontend)
+            with ctx.source_copy() as src:
+                built = pep517_build(ctx.run, src, ctx.work / "dist", "sdist",
+                                     ctx.options.frontend)
         target = ctx.out / built.name
         repack_tar_gz(built, target, int(ctx.env["SOURCE_DATE_EPOCH"]),
                       ctx.options.gzip_level)

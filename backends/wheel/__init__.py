@@ -67,8 +67,8 @@ class WheelBackend(Backend[WheelOptions]):
         # a cold metadata read built this very wheel already: the backend runs once
         wheel = ctx.project.take_wheel(options.frontend, ctx.work / "dist")
         if wheel is None:
-            src = ctx.project.sources.copy_to(ctx.work / "src")
-            wheel = pep517_build(ctx.run, src, ctx.work / "dist", "wheel", options.frontend)
+            with ctx.source_copy() as src:
+                wheel = pep517_build(ctx.run, src, ctx.work / "dist", "wheel", options.frontend)
         target = ctx.out / wheel.name
         wheel.replace(target)
         roles: dict[str, str] = {}

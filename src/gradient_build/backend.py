@@ -11,6 +11,7 @@ tiers only through the artifacts it consumes (their `meta` keys are named in `Me
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
@@ -82,6 +83,14 @@ class BuildContext(_Context[OptionsT]):
 
     work: Path
     out: Path
+
+    def source_copy(self) -> AbstractContextManager[Path]:
+        """A copy of the project's sources for a build backend to run in (in memory when
+        there is room: scratch.py), gone after the block; a failed build's stays in `work`."""
+        from .scratch import source_copy
+
+        assert self.project.sources is not None
+        return source_copy(self.project.sources, self.tier, self.work, self.work / "src")
 
 
 @dataclass(kw_only=True)

@@ -40,8 +40,12 @@ TEXT_PROBE = 8192
 
 
 def build_paths(project_root: Path, cache_dir: Path) -> list[Path]:
-    """The paths of the build machine a shipped tree must neither name nor need."""
-    return unique(p.resolve() for p in [project_root, cache_dir, *venv_prefix()])
+    """The paths of the build machine a shipped tree must neither name nor need (the
+    project, the cache, gradient's venv, where the backends' source copies are)."""
+    from .scratch import build_roots
+
+    return unique(p.resolve() for p in [project_root, cache_dir, *venv_prefix(),
+                                        *build_roots()])
 
 
 def venv_prefix() -> list[Path]:

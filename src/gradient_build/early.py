@@ -192,18 +192,18 @@ def _sdist(early: _Early, tree: SourceTree, cache_root: Path) -> Path:
     sdist is taken from there by a rename, and the folder goes with it)."""
     from .pep517 import pep517_build
     from .runner import Runner
+    from .scratch import source_copy
 
     scratch = cache_root / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     where = Path(tempfile.mkdtemp(prefix="early-sdist-", dir=scratch))
     try:
-        src = tree.copy_to(where / "src")
         runner = Runner("sdist", dict(early.env), lambda event: _emit(early, event),
                         on_start=lambda group: _started(early, group))
-        built = pep517_build(runner, src, where / "dist", "sdist", early.frontend)
+        with source_copy(tree, "early-sdist", where) as src:
+            built = pep517_build(runner, src, where / "dist", "sdist", early.frontend)
         kept = built.rename(where / built.name)  # alone in its folder: taken with it
-        for done in (src, where / "dist"):
-            shutil.rmtree(done, ignore_errors=True)
+        shutil.rmtree(where / "dist", ignore_errors=True)
         return kept
     except BaseException:
         shutil.rmtree(where, ignore_errors=True)

@@ -25,6 +25,7 @@ from .events import Emit, discard
 from .installer import installer as chosen_installer
 from .options import nearest
 from .runner import Runner
+from .scratch import source_copy
 from .sources import SourceTree
 
 if TYPE_CHECKING:
@@ -223,8 +224,8 @@ def _prepare_metadata(root: Path, sources: SourceTree, env: dict[str, str]) -> P
     from build.env import DefaultIsolatedEnv
 
     installer = chosen_installer().name
-    with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp:
-        src = sources.copy_to(Path(tmp) / "src")
+    with tempfile.TemporaryDirectory(prefix="gradient-meta-") as tmp, \
+            source_copy(sources, "meta", Path(tmp)) as src:
         saved = dict(os.environ)
         os.environ.update(env)
         try:
@@ -264,8 +265,8 @@ def metadata_from_wheel(root: Path, sources: SourceTree, env: dict[str, str], fr
     shutil.rmtree(keep, ignore_errors=True)
     scratch = cache_dir / "tmp"  # beside the nodes' work folders: one file system with the
     scratch.mkdir(parents=True, exist_ok=True)  # cache (the wheel is kept by a rename)
-    with tempfile.TemporaryDirectory(prefix="meta-", dir=scratch) as tmp:
-        src = sources.copy_to(Path(tmp) / "src")
+    with tempfile.TemporaryDirectory(prefix="meta-", dir=scratch) as tmp, \
+            source_copy(sources, "meta", Path(tmp)) as src:
         runner = _Recording("wheel", dict(env), emit, on_start=on_start)
         wheel = pep517_build(runner, src, Path(tmp) / "dist", "wheel", frontend)
         with zipfile.ZipFile(wheel) as zf:
