@@ -25,13 +25,19 @@ def _tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_memory_is_used_when_it_is_a_tmpfs_with_room(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    memory = tmp_path / "shm"
-    memory.mkdir()
+@pytest.fixture
+def memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder standing in for /dev/shm, taken for a tmpfs; no GRADIENT_SCRATCH_DIR."""
+    shm = tmp_path / "shm"
+    shm.mkdir()
     monkeypatch.delenv(scratch.ENV, raising=False)
-    monkeypatch.setattr(scratch, "MEMORY", memory)
-    monkeypatch.setattr(scratch, "_is_tmpfs", lambda path: path == memory)
+    monkeypatch.setattr(scratch, "MEMORY", shm)
+    monkeypatch.setattr(scratch, "_is_tmpfs", lambda path: path == shm)
+    return shm
+
+
+def test_memory_is_used_when_it_is_a_tmpfs_with_room(tmp_path: Path, memory: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     tree = scan(_tree(tmp_path))
     fallback = tmp_path / "cache-tmp"
     place = scratch.place_for(tree, fallback)
@@ -43,14 +49,9 @@ def test_memory_is_used_when_it_is_a_tmpfs_with_room(tmp_path: Path,
     assert scratch.place_for(tree, fallback) == fallback
 
 
-def test_a_folder_another_user_could_write_is_not_used(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    memory = tmp_path / "shm"
-    (memory / f"gradient-build-{os.getuid()}").mkdir(parents=True, mode=0o777)
+def test_a_folder_another_user_could_write_is_not_used(tmp_path: Path, memory: Path) -> None:
+    (memory / f"gradient-build-{os.getuid()}").mkdir(mode=0o777)
     (memory / f"gradient-build-{os.getuid()}").chmod(0o777)
-    monkeypatch.delenv(scratch.ENV, raising=False)
-    monkeypatch.setattr(scratch, "MEMORY", memory)
-    monkeypatch.setattr(scratch, "_is_tmpfs", lambda path: True)
     fallback = tmp_path / "cache-tmp"
     assert scratch.place_for(scan(_tree(tmp_path)), fallback) == fallback
 
@@ -81,13 +82,7 @@ def test_a_failed_run_moves_its_copy_where_the_user_looks(tmp_path: Path,
     assert list((tmp_path / "mine").iterdir()) == []
 
 
-def test_a_killed_runs_folder_is_removed_by_the_next_run(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    memory = tmp_path / "shm"
-    memory.mkdir()
-    monkeypatch.delenv(scratch.ENV, raising=False)
-    monkeypatch.setattr(scratch, "MEMORY", memory)
-    monkeypatch.setattr(scratch, "_is_tmpfs", lambda path: True)
+def test_a_killed_runs_folder_is_removed_by_the_next_run(tmp_path: Path, memory: Path) -> None:
     root = memory / f"gradient-build-{os.getuid()}"
     root.mkdir(mode=0o700)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

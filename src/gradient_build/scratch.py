@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,8 +77,6 @@ def _own_folder(root: Path) -> bool:
         info = root.lstat()
     except OSError:
         return False
-    import stat
-
     return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
             and not info.st_mode & 0o077)
 
