@@ -64,8 +64,12 @@ demo: setup
 	cd examples/hello-app && ../../$(GRADIENT) build --all
 	@echo; echo "manifest of the example app:"; cat examples/hello-app/dist/gradient/SHA256SUMS
 
+# Two workers: a VM build under software emulation holds one core while the other runs the
+# rest; modules stay whole on a worker (tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: setup
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests
 
 test-fast: venv
 	$(VENV)/bin/pytest -q -m "not slow" tests
