@@ -285,6 +285,38 @@ def test_without_a_daemon_the_exe_image_runs_under_runc(exe: Path, cache_dir: Pa
     assert not leftover_containers()
 
 
+RACE = """\
+import docker.models.containers as containers
+
+_real = containers.ContainerCollection.create
+
+
+def _run_after_the_other_cleaned_up(self, image, *args, **kwargs):
+    # What a second verification of this very image does on the same daemon when it ends
+    # between our load and our run: it removes the image (reproducible: one id everywhere).
+    if not getattr(containers, "raced", False):
+        containers.raced = True
+        self.client.images.remove(image, force=True)
+    return _real(self, image, *args, **kwargs)
+
+
+containers.ContainerCollection.create = _run_after_the_other_cleaned_up
+"""
+
+
+def test_an_image_removed_by_a_concurrent_verification_is_loaded_again(
+        exe: Path, cache_dir: Path, tmp_path: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(RACE)
+    proc = run_gradient(exe, "verify", "--tier", "oci", "--json", cache_dir=cache_dir,
+                        env={"PYTHONPATH": str(hook)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verdict = json.loads(proc.stdout)["oci"]
+    assert verdict["runtime"] == "docker" and verdict["ok"] and EXPECT in verdict["output"]
+    assert not has_image(artifact_entry(exe, "oci")["config_digest"]), "the daemon as it was"
+
+
 def test_without_a_daemon_the_image_runs_under_runc_offline_as_its_user(
         deb: Path, cache_dir: Path, tmp_path: Path) -> None:
     project = make_project(tmp_path, DEB_TOML)

@@ -226,6 +226,9 @@ def verify_image(ctx: VerifyContext[OciOptions], artifact: Artifact) -> Verdict:
                    {**summary, "runtime": "not available"}, level="checked", why=why)
 
 
+LOAD_ATTEMPTS = 3
+
+
 def _run(ctx: VerifyContext[OciOptions], artifact: Artifact, client: Any, checked: Checked,
          summary: dict[str, Any]) -> Verdict:
     import docker.errors
@@ -241,19 +244,30 @@ def _run(ctx: VerifyContext[OciOptions], artifact: Artifact, client: Any, checke
     before_tag, before_image = _image_id(client, tag), _image_id(client, image_id)
     started = time.monotonic()
     try:
-        with artifact.path.open("rb") as f:
-            loaded = client.images.load(f)
-        ids = [image.id for image in loaded]
-        if image_id not in ids:
-            result = Result(["docker", "load", "-i", artifact.primary], 1,
-                            f"docker load gave {ids}, expected {image_id}",
-                            time.monotonic() - started)
-            return smoke.judge(result, extra={**summary, "runtime": "docker"})
-        container = client.containers.run(
-            image_id, command=args, entrypoint=entrypoint, user=user, network_mode="none",
-            environment=env or None, detach=True, labels={"gradient.tier": "oci"})
+        for attempt in range(LOAD_ATTEMPTS):
+            with artifact.path.open("rb") as f:
+                loaded = client.images.load(f)
+            ids = [image.id for image in loaded]
+            if image_id not in ids:
+                result = Result(["docker", "load", "-i", artifact.primary], 1,
+                                f"docker load gave {ids}, expected {image_id}",
+                                time.monotonic() - started)
+                return smoke.judge(result, extra={**summary, "runtime": "docker"})
+            try:
+                # create, not run: run answers a missing image by pulling it from a registry
+                container = client.containers.create(
+                    image_id, command=args, entrypoint=entrypoint, user=user,
+                    network_mode="none", environment=env or None,
+                    labels={"gradient.tier": "oci"})
+                break
+            except docker.errors.ImageNotFound:
+                # A reproducible image has one id everywhere: another verification of it
+                # on this daemon removed it (its clean-up) between our load and our run.
+                if attempt == LOAD_ATTEMPTS - 1:
+                    raise
         timed_out, code = False, None
         try:
+            container.start()
             try:
                 code = int(container.wait(timeout=smoke.timeout).get("StatusCode", -1))
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
