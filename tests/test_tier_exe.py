@@ -133,7 +133,9 @@ def test_in_image_check_runs_under_runc_without_a_daemon(hello: Path, tmp_path: 
     assert command[1:3] == ["run", "--bundle"] and command[-2:] == ["/app/hello", "gradient"]
     listed = subprocess.run(["runc", "list", "--quiet"], capture_output=True, text=True,
                             timeout=60)
-    assert not [c for c in listed.stdout.split() if c.startswith("gradient-exe-")]
+    # this verification's container (the name after the bundle), not another build's
+    assert command[3] and command[4].startswith("gradient-exe-")
+    assert command[4] not in listed.stdout.split()
 
     # neither a daemon nor runc: the first run (env -i, no Python) still ran, and the verdict
     # says why the second could not

@@ -63,7 +63,9 @@ def no_runtime(where: Path) -> dict[str, str]:
 def leftover_containers() -> list[str]:
     listed = subprocess.run(["runc", "list", "--quiet"], capture_output=True, text=True,
                             timeout=60)
-    return [c for c in listed.stdout.split() if c.startswith("gradient-")]
+    # only the oci tier's: exe verifications elsewhere in the run (another pytest-xdist
+    # worker) start runc containers of their own, and with a daemon up oci runs in docker
+    return [c for c in listed.stdout.split() if c.startswith("gradient-oci-")]
 
 
 def toml(oci: str) -> str:
