@@ -181,16 +181,19 @@ def test_a_cold_wheel_starts_early_and_is_taken_once(tmp_path: Path, gradient: G
     assert _leftovers(cache) == []
 
 
-# Metadata passed to setup() in setup.py: setuptools marks it Dynamic in the sdist (PEP 643)
+# Metadata passed to setup() in setup.py: setuptools marks it Dynamic in the sdist (PEP 643);
+# install_requires makes Requires-Dist so (a requirement no Python 3 needs: nothing to fetch)
 SETUP_ARGS = ('setup(name="tally", version="1.0", packages=["tally"], python_requires=">=3.8", '
+              'install_requires=[\'attrs; python_version < "3"\'], '
               'entry_points={"console_scripts": ["tally = tally:main"]})')
 
 
 def _sdist_alone(tmp_path: Path, gradient: Gradient, *, compiled: bool = False,
-                 static: bool = True) -> tuple[Path, subprocess.CompletedProcess[str]]:
+                 static: bool = True, setup_args: str = SETUP_ARGS,
+                 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A cold build of the sdist tier alone: the counting project, with a C file or not, its
-    metadata in a static [project] table or in setup.py's call (which setuptools calls
-    Dynamic)."""
+    metadata in a static [project] table or in setup.py's call `setup_args` (which
+    setuptools calls Dynamic)."""
     project = _counting_project(tmp_path / "tally", tmp_path / "hooks.log")
     if compiled:
         (project / "csrc").mkdir()
@@ -200,7 +203,7 @@ def _sdist_alone(tmp_path: Path, gradient: Gradient, *, compiled: bool = False,
             '[build-system]\nrequires = ["setuptools>=68"]\n'
             'build-backend = "setuptools.build_meta"\n')
         setup_py = project / "setup.py"
-        setup_py.write_text(setup_py.read_text().replace("setup()", SETUP_ARGS))
+        setup_py.write_text(setup_py.read_text().replace("setup()", setup_args))
     (project / "gradient.toml").write_text('tier = "sdist"\n')
     result = gradient(project, "build", "--log-format", "json", cache_dir=tmp_path / "cache")
     assert result.returncode == 0, result.stderr
@@ -256,6 +259,23 @@ def test_an_sdist_alone_of_dynamic_metadata_takes_it_from_the_early_wheel(
     assert (project / artifact_entry(project, "sdist")["path"]).read_bytes() == early
 
 
+def test_an_sdist_alone_of_setup_py_without_install_requires_reads_its_sdist(
+        tmp_path: Path, gradient: Gradient) -> None:
+    """pyfiglet's shape: setup.py passes python_requires (Dynamic) and no install_requires.
+    What an sdist-only build uses is stated, so no wheel is built for its metadata, not
+    even on the other CPU, and a Dynamic Requires-Python is left out rather than guessed."""
+    args = SETUP_ARGS.replace("install_requires=['attrs; python_version < \"3\"'], ", "")
+    assert "install_requires" not in args
+    _sdist_alone(tmp_path, gradient, static=False, setup_args=args)
+    commands = (tmp_path / "hooks.log").read_text().split()
+    # the sdist, then the verification's wheel built from it: none started for metadata
+    assert commands.count("sdist") == 1 and commands.count("bdist_wheel") == 1, commands
+    assert "dist_info" not in commands, commands
+    stated = _stored_metadata(tmp_path / "cache", "-sdist.json")
+    assert stated["scripts"] == {"tally": "tally:main"} and stated["requires"] == [], stated
+    assert stated["requires_python"] is None, stated
+
+
 def test_an_sdist_alone_with_extension_sources_and_dynamic_metadata_asks_prepare_metadata(
         tmp_path: Path, gradient: Gradient) -> None:
     """A wheel build may take minutes there: prepare_metadata is asked, the early wheel
@@ -301,6 +321,9 @@ STATIC = '[project]\nname = "tally"\nversion = "1.0"\n[project.scripts]\ntally =
     # License-File may be Dynamic: an sdist-only build does not use it
     ("Metadata-Version: 2.4\nName: tally\nVersion: 1.0\nRequires-Dist: attrs\n"
      "Dynamic: license-file\n", STATIC, {"tally": "tally:main"}),
+    # Requires-Python may be Dynamic (setuptools marks a setup.py's so): left out, not guessed
+    ("Metadata-Version: 2.4\nName: tally\nVersion: 1.0\nRequires-Dist: attrs\n"
+     "Requires-Python: >=3.8\nDynamic: requires-python\n", STATIC, {"tally": "tally:main"}),
     # before 2.2 nothing in PKG-INFO is binding
     ("Metadata-Version: 2.1\nName: tally\nVersion: 1.0\n", STATIC, None),
     ("Metadata-Version: 2.4\nName: tally\nVersion: 1.0\nDynamic: Requires-Dist\n", STATIC, None),
@@ -318,3 +341,4 @@ def test_metadata_from_sdist_takes_only_what_is_stated(
         assert found is None
     else:
         assert found is not None and found.scripts == scripts and found.requires == ["attrs"]
+        assert found.requires_python is None  # none stated, or stated as Dynamic

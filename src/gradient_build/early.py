@@ -143,16 +143,36 @@ def _named_tiers(argv: list[str], opts: dict[str, list[str]],
 
 
 def _states_metadata(root: Path) -> bool:
-    """Whether the sdist will likely state the metadata for certain: a [project] table whose
-    requirements and scripts are static (else the early wheel reads it, as for any build)."""
+    """Whether the sdist will likely state the metadata for certain (else the early wheel
+    reads it too, on the other CPU, as for any build): a [project] table whose requirements
+    and scripts are static, or setuptools' own configuration with no install_requires in a
+    setup.py (setuptools marks only what setup() is passed as Dynamic; setup.cfg's fields
+    and its egg-info's entry points are stated: httpie's, pyfiglet's)."""
     try:
         with (root / "pyproject.toml").open("rb") as f:
-            table = tomllib.load(f).get("project")
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        data = {}
     except (OSError, tomllib.TOMLDecodeError):
         return False
-    return isinstance(table, dict) and not {
-        "dependencies", "optional-dependencies", "requires-python", "scripts"} & set(
-        table.get("dynamic") or [])
+    table = data.get("project")
+    if isinstance(table, dict):
+        return not {"dependencies", "optional-dependencies", "scripts"} & set(
+            table.get("dynamic") or [])
+    system = data.get("build-system") or {}
+    backend = str(system.get("build-backend", "setuptools.build_meta:__legacy__"))
+    pinned = [r for r in system.get("requires") or [] if str(r).lower().startswith(
+        "setuptools") and any(op in str(r) for op in ("<", "==", "~="))]
+    if not backend.startswith("setuptools.") or pinned:  # an old setuptools states nothing
+        return False
+    try:
+        setup_py = (root / "setup.py").read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        setup_py = ""
+    except OSError:
+        return False
+    configured = bool(setup_py) or (root / "setup.cfg").exists()
+    return configured and "install_requires" not in setup_py
 
 
 def _spare_cpu(opts: dict[str, list[str]]) -> bool:

@@ -20,7 +20,9 @@ from .project import Project, from_dist_info
 # What an sdist-only build uses of the metadata (its wheelhouse, its verification's smoke):
 # these must not be Dynamic. License-File may be (setuptools marks files it found by its
 # default globs so): the sdist lists what it found, and only the copy and mpy tiers use it.
-_CERTAIN = {"name", "version", "requires-python", "requires-dist"}
+# Requires-Python may be too: setuptools marks every field a setup.py passes as Dynamic
+# (pyfiglet's), only the pex tier reads it, and a Dynamic one is left out (None), not guessed.
+_CERTAIN = {"name", "version", "requires-dist"}
 
 
 def metadata_from_sdist(root: Path, sdist: Path) -> Project | None:
@@ -66,7 +68,10 @@ def metadata_from_sdist(root: Path, sdist: Path) -> Project | None:
         (dist_info / "entry_points.txt").write_text(entry_points, encoding="utf-8")
         if top_level is not None:
             (dist_info / "top_level.txt").write_text(top_level, encoding="utf-8")
-        return from_dist_info(root, dist_info)
+        project = from_dist_info(root, dist_info)
+    if "requires-python" in dynamic:
+        project.requires_python = None
+    return project
 
 
 def _static_entry_points(pyproject: str | None) -> str | None:
