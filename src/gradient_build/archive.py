@@ -10,8 +10,11 @@ import gzip
 import io
 import os
 import stat
+import struct
 import tarfile
+import zlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +22,11 @@ from typing import Literal
 # of package data for ~4% smaller files. A tier that wants the smallest archive passes 9.
 GZIP_LEVEL = 6
 GzipLevel = Literal[1, 2, 3, 4, 5, 6, 7, 8, 9]
+
+# gzip_bytes deflates chunks of this size side by side. Fixed, never the CPU count: the
+# archive's bytes depend on it. Each chunk is primed with the window before it, as pigz does.
+CHUNK = 1 << 20
+_WINDOW = 32 * 1024
 
 
 def _normalize(info: tarfile.TarInfo, epoch: int) -> tarfile.TarInfo:
@@ -64,12 +72,37 @@ def write_tar(dest: Path, entries: Iterable[tuple[str, Path]], epoch: int, *,
 
 def _write_bytes(dest: Path, data: bytes, gz: bool, level: int = GZIP_LEVEL) -> None:
     with dest.open("wb") as out:
-        if gz:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0,
-                               compresslevel=level) as g:
-                g.write(data)
+        out.write(gzip_bytes(data, level) if gz else data)
+
+
+def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
+    """A gzip member of `data` with no name and no date, deflated on every CPU.
+
+    Compressing is most of packing MBs of package data (7.4 MB of pyfiglet's fonts: ~0.2 s
+    at level 6 on one core). zlib releases the GIL, so CHUNK-sized pieces deflate in threads,
+    each primed with the 32 KiB before it and ended by a sync flush (pigz's stream): one
+    valid member, the same bytes on any machine, within ~0.1% of one stream's size. Data of
+    two chunks or less is one ordinary stream."""
+    if len(data) <= 2 * CHUNK:
+        return gzip.compress(data, level, mtime=0)
+    view = memoryview(data)
+    starts = range(0, len(data), CHUNK)
+
+    def deflate(start: int) -> bytes:
+        if start:
+            packer = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS,
+                                      zdict=view[start - _WINDOW:start])
         else:
-            out.write(data)
+            packer = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+        last = start + CHUNK >= len(data)
+        return packer.compress(view[start:start + CHUNK]) + packer.flush(
+            zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        body = b"".join(pool.map(deflate, starts))
+    extra = 2 if level == 9 else 4 if level == 1 else 0  # XFL, as gzip.compress sets it
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes([extra, 255])
+    return header + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
 
 
 def repack_tar_gz(src: Path, dest: Path, epoch: int, level: int = GZIP_LEVEL) -> None:
