@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import tarfile
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -78,11 +79,17 @@ class SdistBackend(Backend[SdistOptions]):
                 built = pep517_build(ctx.run, src, ctx.work / "dist", "sdist",
                                      ctx.options.frontend)
         target = ctx.out / built.name
-        repack_tar_gz(built, target, int(ctx.env["SOURCE_DATE_EPOCH"]),
-                      ctx.options.gzip_level)
-        requires = build_requires(target)
-        fetch_wheelhouse(ctx.run, [*requires, *runtime_requirements(ctx.project.requires)],
-                         ctx.tool_cache("wheelhouse"))
+        requires = build_requires(built)  # the same members as the re-packed one
+        # the wheelhouse (uv resolving, a subprocess) fills beside the re-pack (zlib): both
+        # let go of the GIL, and neither reads what the other writes
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            house = pool.submit(
+                fetch_wheelhouse, ctx.run,
+                [*requires, *runtime_requirements(ctx.project.requires)],
+                ctx.tool_cache("wheelhouse"))
+            repack_tar_gz(built, target, int(ctx.env["SOURCE_DATE_EPOCH"]),
+                          ctx.options.gzip_level)
+            house.result()
         return Artifact(self.name, ctx.out, target.name, {}, {"build_requires": requires})
 
     def verify(self, ctx: VerifyContext[SdistOptions], artifact: Artifact) -> Verdict:
