@@ -83,14 +83,19 @@ class PexBackend(Backend[PexOptions]):
     def build(self, ctx: BuildContext[PexOptions]) -> Artifact:
         options = ctx.options
         wheel = ctx.inputs["wheel"]
-        houses = sorted({p.parent for p in wheel.of_role("dependency")})
+        dependencies = sorted(wheel.of_role("dependency"))
         out = ctx.out / f"{ctx.project.name}-{ctx.project.version}.pex"
         entry = entry_args(ctx)
-        constraints = pex_constraints(ctx, options, [wheel.path, *wheel.of_role("dependency")])
+        constraints = pex_constraints(ctx, options, [wheel.path, *dependencies])
+        # The wheel tier resolved the set already: handed over as pre-resolved dists, pex
+        # checks it is a closure for the root requirement and runs no pip resolve (httpie:
+        # 2.4 s instead of 5 s, the same bytes as `-f WHEELHOUSE`)
         cmd: list[str | Path] = [
             sys.executable, "-m", "pex", "--no-pypi",
-            *(arg for house in houses for arg in ("-f", house)),
-            wheel.path, "--python-path", Path(sys.executable).parent,
+            f"{ctx.project.name}=={ctx.project.version}",
+            *(arg for dist in (wheel.path, *dependencies)
+              for arg in ("--pre-resolved-dists", dist)),
+            "--python-path", Path(sys.executable).parent,
             *(arg for c in constraints for arg in ("--interpreter-constraint", c)),
             *shebang_args(options), *entry,
             "--runtime-pex-root", options.runtime_pex_root,
