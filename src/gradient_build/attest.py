@@ -85,12 +85,35 @@ def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]
         if all((artifact.root / rel).is_file() for rel, _ in kept):
             return [Attestation(rel, role, (artifact.root / rel).read_text())
                     for rel, role in kept]
+    record = _record(entry_dir)
+    text = sbom_text(artifact, digests, project)
+    subjects = [(rel, digests[rel]["sha256"]) for rel, _ in artifact.files()]
+    return [Attestation(sbom_name(artifact.primary), "sbom", text),
+            Attestation(provenance_name(artifact.primary), "provenance",
+                        statement(subjects, record, key, commit,
+                                  artifact.texts(Meta.BASE_LAYERS)))]
+
+
+def _record(entry_dir: Path) -> dict[str, Any]:
+    """The entry's recorded key inputs (its epoch among them); empty when there are none."""
+    with contextlib.suppress(OSError, ValueError):
+        found = json.loads((entry_dir / "inputs.json").read_text())
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
+def sbom_text(artifact: Artifact, digests: dict[str, dict[str, Any]],
+              project: dict[str, str]) -> str:
+    """The SBOM of one cached entry's artifact: made once and kept beside the entry.
+
+    The engine asks for it as soon as the entry is built, on a worker beside the other nodes
+    (reading a tarball's every METADATA is a second or so of CPU that would otherwise wait
+    for promotion, after everything else); promotion then finds it made."""
+    entry_dir = artifact.root.parent
     memo = entry_dir / f"sbom-{__version__}.cdx.json"
     sha = digests[artifact.primary]["sha256"]
-    record: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        record = json.loads((entry_dir / "inputs.json").read_text())
-    epoch = int(record.get("epoch") or 0)
+    epoch = int(_record(entry_dir).get("epoch") or 0)
     seen = (sha, project.get("name", ""), project.get("version", ""), epoch)
     text = _documents.get(seen)
     if text is None:
@@ -102,11 +125,7 @@ def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]
             if (entry_dir / "artifact.json").exists():  # a cache entry: kept for the next hit
                 write_text_atomic(memo, text)
         _documents[seen] = text
-    subjects = [(rel, digests[rel]["sha256"]) for rel, _ in artifact.files()]
-    return [Attestation(sbom_name(artifact.primary), "sbom", text),
-            Attestation(provenance_name(artifact.primary), "provenance",
-                        statement(subjects, record, key, commit,
-                                  artifact.texts(Meta.BASE_LAYERS)))]
+    return text
 
 
 def problems(project_root: Path, manifest: dict[str, Any], artifact: Artifact) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
@@ -177,8 +178,17 @@ class Engine:
         return Built(key, entry, cached, started)
 
     def _verify_phase(self, node: Node, built: Built,
-                      inputs: dict[str, Entry]) -> tuple[Verdict, bool]:
-        return self._verify_node(node, built.key, built.entry, inputs)
+                      inputs: dict[str, Entry]) -> tuple[Verdict | None, bool]:
+        """The node's verification (when on), then its SBOM: both on a worker beside the
+        nodes still building, where the SBOM's reading would otherwise wait for promotion."""
+        verdict, replayed = (self._verify_node(node, built.key, built.entry, inputs)
+                             if self.verify_enabled else (None, False))
+        from .attest import sbom_text
+
+        with contextlib.suppress(Exception):  # promotion makes it again, and reports why not
+            sbom_text(built.entry.artifact, built.entry.digests,
+                      {"name": self.project.name, "version": self.project.version})
+        return verdict, replayed
 
     def _build_node(self, node: Node, key: str, record: dict[str, Any],
                     inputs: dict[str, Entry]) -> Entry:

@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
 import zipfile
@@ -32,6 +31,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .artifact import ArchiveReader
+from .atomic import write_text_atomic
 
 MAX_DEPTH = 4
 MAX_MEMBER = 1 << 30
@@ -238,10 +238,8 @@ class Memo:
                  for c in found]
         self.seen[sha] = items
         if self.folder is not None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self.folder / f".{sha}.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(items))
-            os.replace(tmp, self.folder / f"{sha}.json")
+            write_text_atomic(self.folder / f"{sha}.json", json.dumps(items))  # two nodes'
+            # SBOMs may be read side by side, and hold the same base layer
 
 
 def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveReader] = (),

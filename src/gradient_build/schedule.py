@@ -213,10 +213,8 @@ def run_graph(engine: Any, nodes: list[Node], report: Report, *, skip_missing: b
                     entries[node.id] = done_build.entry
                     if blocked_by(node):  # an input failed meanwhile: no need to verify
                         held[node.id] = done_build.outcome(node.tier, None, False)
-                    elif engine.verify_enabled:
+                    else:  # with verification off, the phase makes only the SBOM
                         offer("verify", node, done_build, {d: entries[d] for d in node.needs})
-                    else:
-                        held[node.id] = done_build.outcome(node.tier, None, False)
                 else:
                     verdict, replayed = result
                     held[node.id] = built[node.id].outcome(node.tier, verdict, replayed)
