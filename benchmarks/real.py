@@ -139,13 +139,16 @@ class Real:
         for sub in ("objects", "metadata"):
             shutil.copytree(self.cache / sub, self.kept / sub, symlinks=True)
 
-    def after_wheel(self, *args: str) -> None:
-        """A build with the kept cache back (the wheel built, the tools' caches and the
-        nodes' timings as the last run left them): what follows the wheel builds cold."""
+    def restore_wheel(self) -> None:
+        """The kept cache back (the wheel built, the tools' caches and the nodes' timings as
+        the last run left them), dist/ gone: what follows the wheel builds cold."""
         self.forget_built()
         for sub in ("objects", "metadata"):
             shutil.copytree(self.kept / sub, self.cache / sub, symlinks=True)
         shutil.rmtree(self.project / "dist", ignore_errors=True)
+
+    def after_wheel(self, *args: str) -> None:
+        self.restore_wheel()
         self.gradient("build", *args)
 
     # the raw tools, chained by hand as a user would without gradient
@@ -228,6 +231,22 @@ def timed(fn: Callable[[], object], repeat: int = REPEAT) -> dict[str, Any]:
             "load": [min(loads), max(loads)]}
 
 
+def interleaved(runs: dict[str, Callable[[], object]], repeat: int,
+                setup: Callable[[], object]) -> dict[str, dict[str, Any]]:
+    """`timed` of each of `runs`, taking turns (load from other work hits them alike)."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    loads = [load()]
+    for _ in range(repeat):
+        for name, fn in runs.items():
+            setup()
+            started = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - started)
+        loads.append(load())
+    return {name: {"median_s": round(statistics.median(found), 3), "spread": spread(found),
+                   "load": [min(loads), max(loads)]} for name, found in samples.items()}
+
+
 def bench_project(base: Path, key: str) -> dict[str, Any]:
     real = Real(base / "after", key)
     old = Real(base / "before", key, BEFORE) if BEFORE else None
@@ -256,8 +275,9 @@ def bench_project(base: Path, key: str) -> dict[str, Any]:
         ws.keep_built()
         for verify, label in ((["--no-verify"], "jobs"), ([], "jobs_verified")):
             ws.after_wheel(*verify, *chain)  # the timings of these nodes, as a user has them
-            jobs = {n: timed(lambda n=n, ws=ws, v=verify: ws.after_wheel(  # type: ignore[misc]
-                "--jobs", n, *v, *chain), repeat=max(3, REPEAT // 2)) for n in ("1", "2")}
+            jobs = interleaved({n: lambda n=n, ws=ws, v=verify: ws.gradient(  # type: ignore[misc]
+                "build", "--jobs", n, *v, *chain) for n in ("1", "2")},
+                repeat=max(3, REPEAT // 2), setup=ws.restore_wheel)
             out[f"{name}{label}"] = {
                 "tiers": f"pex, tarball, sdist after the wheel{'' if verify else ', verified'}",
                 "jobs1": jobs["1"], "jobs2": jobs["2"],
