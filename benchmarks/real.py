@@ -191,18 +191,12 @@ def pair(ours: Callable[[], object], raw: Callable[[], object], repeat: int = RE
     """Interleaved runs of both (and of the gradient before); medians, spreads, ratios and
     the load. `setup` runs untimed before each run (the raw tools' clean tree)."""
     runs = {"gradient": ours, "raw": raw, **({"before": before} if before else {})}
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    loads = [load()]
+    first = load()
     for fn in runs.values():  # warm what they share (tool caches, page cache)
         setup()
         fn()
-    for _ in range(repeat):
-        for name, fn in runs.items():
-            setup()
-            started = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - started)
-        loads.append(load())
+    samples, loads = turns(runs, repeat, setup)
+    loads.insert(0, first)
     med = {name: statistics.median(found) for name, found in samples.items()}
     out: dict[str, Any] = {}
     for name in runs:
@@ -231,9 +225,11 @@ def timed(fn: Callable[[], object], repeat: int = REPEAT) -> dict[str, Any]:
             "load": [min(loads), max(loads)]}
 
 
-def interleaved(runs: dict[str, Callable[[], object]], repeat: int,
-                setup: Callable[[], object]) -> dict[str, dict[str, Any]]:
-    """`timed` of each of `runs`, taking turns (load from other work hits them alike)."""
+def turns(runs: dict[str, Callable[[], object]], repeat: int, setup: Callable[[], object]
+          ) -> tuple[dict[str, list[float]], list[float]]:
+    """`repeat` rounds of every one of `runs` in turn (load from other work hits them alike),
+    each after an untimed `setup`: the seconds of each, and the load before and after each
+    round."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
     loads = [load()]
     for _ in range(repeat):
@@ -243,6 +239,13 @@ def interleaved(runs: dict[str, Callable[[], object]], repeat: int,
             fn()
             samples[name].append(time.perf_counter() - started)
         loads.append(load())
+    return samples, loads
+
+
+def interleaved(runs: dict[str, Callable[[], object]], repeat: int,
+                setup: Callable[[], object]) -> dict[str, dict[str, Any]]:
+    """`timed` of each of `runs`, taking turns."""
+    samples, loads = turns(runs, repeat, setup)
     return {name: {"median_s": round(statistics.median(found), 3), "spread": spread(found),
                    "load": [min(loads), max(loads)]} for name, found in samples.items()}
 
