@@ -108,7 +108,7 @@ def sbom_text(artifact: Artifact, digests: dict[str, dict[str, Any]],
     """The SBOM of one cached entry's artifact: made once and kept beside the entry.
 
     The engine asks for it as soon as the entry is built, on a worker beside the other nodes
-    (reading a tarball's every METADATA is a second or so of CPU that would otherwise wait
+    (reading every member of httpie's tarball is ~0.3 s of CPU that would otherwise wait
     for promotion, after everything else); promotion then finds it made."""
     entry_dir = artifact.root.parent
     memo = entry_dir / f"sbom-{__version__}.cdx.json"
