@@ -342,3 +342,63 @@ def test_metadata_from_sdist_takes_only_what_is_stated(
     else:
         assert found is not None and found.scripts == scripts and found.requires == ["attrs"]
         assert found.requires_python is None  # none stated, or stated as Dynamic
+
+
+REWRITER = '''\
+"""A build backend whose sdist says another [build-system] than the sources do."""
+import io, os, tarfile
+from setuptools import build_meta
+from setuptools.build_meta import *  # noqa: F401,F403
+
+def build_sdist(sdist_directory, config_settings=None):
+    name = build_meta.build_sdist(sdist_directory, config_settings)
+    path = os.path.join(sdist_directory, name)
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None)
+                   for m in tar.getmembers()]
+    with tarfile.open(path, "w:gz") as tar:
+        for member, data in members:
+            if member.name.count("/") == 1 and member.name.endswith("/pyproject.toml"):
+                data = (data.decode()
+                        .replace('build-backend = "rewriter"\\nbackend-path = ["."]\\n',
+                                 'build-backend = "setuptools.build_meta"\\n')
+                        .replace('requires = ["setuptools>=68"]',
+                                 'requires = ["setuptools>=68", "wheel"]').encode())
+                member.size = len(data)
+            tar.addfile(member, io.BytesIO(data) if data is not None else None)
+    return name
+'''
+
+
+def test_the_sdist_wheelhouse_follows_the_build_system_the_sdist_states(
+        tmp_path: Path, gradient: Gradient) -> None:
+    """The wheelhouse starts from the sources' [build-system] while the sdist builds; when
+    the built sdist states another one, what it states is fetched (its offline verification
+    needs `wheel` here, which only the sdist asks for), in a cache of its own so no other
+    test's wheelhouse can hold it."""
+    project = tmp_path / "rewritten"
+    project.mkdir()
+    (project / "rewritten.py").write_text("def main():\n    print('rewritten ok')\n")
+    (project / "rewriter.py").write_text(REWRITER)
+    (project / "pyproject.toml").write_text(textwrap.dedent("""\
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "rewriter"
+        backend-path = ["."]
+        [project]
+        name = "rewritten"
+        version = "1.0"
+        [project.scripts]
+        rewritten = "rewritten:main"
+        [tool.setuptools]
+        py-modules = ["rewritten"]
+        """))
+    (project / "gradient.toml").write_text('tier = "sdist"\n[verify]\nexpect = "rewritten ok"\n')
+    result = gradient(project, "build", cache_dir=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    entry = artifact_entry(project, "sdist")
+    assert entry["verified"], entry
+    assert entry["build_requires"] == ["setuptools>=68", "wheel"]
+    house = sorted(p.name.split("-")[0]
+                   for p in (tmp_path / "cache/tools/wheelhouse").glob("*.whl"))
+    assert "wheel" in house and "setuptools" in house, house

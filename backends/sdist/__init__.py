@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 import tarfile
 import tomllib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from gradient_build.backend import (
     App,
@@ -72,21 +72,27 @@ class SdistBackend(Backend[SdistOptions]):
         if not ctx.project.buildable:
             raise BuildFailed("sdist: the project has no pyproject.toml or setup.py; "
                               "a single module ships with the copy tier")
-        # a cold build started this very sdist beside the metadata read (on the other CPU)
-        built = ctx.project.take_sdist(ctx.options.frontend, ctx.work / "dist")
-        if built is None:
-            with ctx.source_copy() as src:
-                built = pep517_build(ctx.run, src, ctx.work / "dist", "sdist",
-                                     ctx.options.frontend)
-        target = ctx.out / built.name
-        requires = build_requires(built)  # the same members as the re-packed one
-        # the wheelhouse (uv resolving, a subprocess) fills beside the re-pack (zlib): both
-        # let go of the GIL, and neither reads what the other writes
+        # the wheelhouse (uv resolving, a subprocess) fills while the sdist builds and
+        # re-packs, from the [build-system] the sources declare: the built sdist's own
+        # pyproject.toml says the same unless the backend rewrote it, and then it is
+        # fetched again for what the sdist says
+        runtime = runtime_requirements(ctx.project.requires)
+        declared = _requires_of(_read_toml(ctx.project.root / "pyproject.toml"))
+        house_dir = ctx.tool_cache("wheelhouse")
         with ThreadPoolExecutor(max_workers=1) as pool:
-            house = pool.submit(
-                fetch_wheelhouse, ctx.run,
-                [*requires, *runtime_requirements(ctx.project.requires)],
-                ctx.tool_cache("wheelhouse"))
+            house = pool.submit(fetch_wheelhouse, ctx.run, [*declared, *runtime], house_dir)
+            # a cold build started this very sdist beside the metadata read (other CPU)
+            built = ctx.project.take_sdist(ctx.options.frontend, ctx.work / "dist")
+            if built is None:
+                with ctx.source_copy() as src:
+                    built = pep517_build(ctx.run, src, ctx.work / "dist", "sdist",
+                                         ctx.options.frontend)
+            target = ctx.out / built.name
+            requires = build_requires(built)  # the same members as the re-packed one
+            if requires != declared:
+                wait([house])  # what it fetched stays; its failure is not this one's
+                house = pool.submit(fetch_wheelhouse, ctx.run, [*requires, *runtime],
+                                    house_dir)
             repack_tar_gz(built, target, int(ctx.env["SOURCE_DATE_EPOCH"]),
                           ctx.options.gzip_level)
             house.result()
@@ -127,6 +133,19 @@ def build_requires(sdist: Path) -> list[str]:
         if not names:
             return list(LEGACY_REQUIRES)
         handle = tar.extractfile(names[0])
-        data = tomllib.loads(handle.read().decode()) if handle else {}
-    requires = data.get("build-system", {}).get("requires")
+        return _requires_of(tomllib.loads(handle.read().decode()) if handle else {})
+
+
+def _read_toml(path: Path) -> dict[str, Any] | None:
+    """A pyproject.toml's tables; None when there is none (or it does not parse: the build
+    then says why)."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+
+
+def _requires_of(data: dict[str, Any] | None) -> list[str]:
+    """[build-system] requires, or the legacy default a project without one builds with."""
+    requires = (data or {}).get("build-system", {}).get("requires")
     return [str(r) for r in requires] if requires is not None else list(LEGACY_REQUIRES)
