@@ -21,22 +21,27 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from elftools.common.exceptions import ELFError
-from elftools.construct.core import ConstructError
-from elftools.elf.dynamic import DynamicSegment
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerNeedSection
-from elftools.elf.segments import InterpSegment
+if TYPE_CHECKING:  # pyelftools loads on the first ELF file read (~50 ms of every start)
+    from elftools.elf.elffile import ELFFile
 
 Source = Path | str | bytes
 MAGIC = b"\x7fELF"
 STRING_TAGS = ("DT_NEEDED", "DT_RPATH", "DT_RUNPATH", "DT_SONAME")
 GLIBC = re.compile(r"GLIBC_(\d+(?:\.\d+)+)")
-# What a damaged or truncated file makes pyelftools raise.
-BROKEN = (ELFError, ConstructError, OSError, ValueError, IndexError, KeyError, AssertionError,
-          EOFError, AttributeError, TypeError, ArithmeticError)
+
+
+@functools.cache
+def _broken() -> tuple[type[BaseException], ...]:
+    """What a damaged or truncated file makes pyelftools raise."""
+    from elftools.common.exceptions import ELFError
+    from elftools.construct.core import ConstructError
+
+    return (ELFError, ConstructError, OSError, ValueError, IndexError, KeyError,
+            AssertionError, EOFError, AttributeError, TypeError, ArithmeticError)
+
+
 LD_SO_CONF = "/etc/ld.so.conf"
 # Debian's multiarch directory names ($LIB of its loader), by ELF machine and class.
 TRIPLETS = {("EM_X86_64", 64): "x86_64-linux-gnu", ("EM_386", 32): "i386-linux-gnu",
@@ -63,6 +68,8 @@ class Info:
 
 @contextmanager
 def _elffile(source: Source) -> Iterator[ELFFile]:
+    from elftools.elf.elffile import ELFFile
+
     stream: IO[bytes]
     stream = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
     with stream:
@@ -87,6 +94,9 @@ def _split(value: str) -> tuple[str, ...]:
 def _read(source: Source) -> Info | None:
     if not is_elf(source):
         return None
+    from elftools.elf.dynamic import DynamicSegment
+    from elftools.elf.segments import InterpSegment
+
     try:
         with _elffile(source) as elf:
             platform = (elf.elfclass, elf.little_endian, str(elf["e_machine"]))
@@ -114,7 +124,7 @@ def _read(source: Source) -> Info | None:
                         else:
                             soname = value
             return Info(platform, interp, tuple(needed), rpath, runpath, soname)
-    except BROKEN:
+    except _broken():
         return None
 
 
@@ -189,6 +199,8 @@ def glibc_versions(source: Source) -> set[str]:
     version-needs section (.gnu.version_r), not the versions a library itself defines."""
     if not is_elf(source):
         return set()
+    from elftools.elf.gnuversions import GNUVerNeedSection
+
     found: set[str] = set()
     try:
         with _elffile(source) as elf:
@@ -199,7 +211,7 @@ def glibc_versions(source: Source) -> set[str]:
                     for aux in auxiliaries:
                         if match := GLIBC.fullmatch(aux.name):
                             found.add(match.group(1))
-    except BROKEN:
+    except _broken():
         return found
     return found
 

@@ -21,7 +21,7 @@ GROUP = "gradient_build.backends"
 def discover() -> tuple[dict[str, Backend[Any]], dict[str, str]]:
     """(working backends by tier name in gradient order, broken ones with their error)."""
     found: dict[str, Backend[Any]] = {}
-    owners: dict[str, str] = {}
+    owners: dict[str, EntryPoint] = {}  # named only in a message: ep.dist reads metadata
     broken: dict[str, str] = {}
     for ep in entry_points(group=GROUP):
         try:
@@ -33,12 +33,12 @@ def discover() -> tuple[dict[str, Backend[Any]], dict[str, str]]:
             broken[ep.name] = f"{ep.value} is not a gradient_build.backend.Backend"
             continue
         if backend.name in found:  # two distributions claim one tier: using it is an error
-            first = owners[backend.name]
+            first = _owner(owners[backend.name])
             broken[backend.name] = (f"two backends register tier {backend.name!r}: {first} and "
                                     f"{_owner(ep)}; uninstall one of them")
             continue
         found[backend.name] = backend
-        owners[backend.name] = _owner(ep)
+        owners[backend.name] = ep
     for name in broken:
         found.pop(name, None)
     return dict(sorted(found.items(), key=lambda item: item[1].rank)), broken
