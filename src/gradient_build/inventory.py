@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
 import zipfile
@@ -30,6 +31,7 @@ from typing import IO
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from . import inflate
 from .artifact import ArchiveReader
 from .atomic import write_text_atomic
 
@@ -180,6 +182,15 @@ def members(data: IO[bytes], name: str, readers: Sequence[ArchiveReader],
     if zipfile.is_zipfile(data):
         data.seek(0)
         return _zip_members(data, want)
+    if head.startswith(b"\x1f\x8b") and data.seek(0, os.SEEK_END) >= inflate.CHUNK:
+        data.seek(0)
+        stream = inflate.ahead(data)  # a large .tar.gz: inflated beside the header walk
+        try:
+            tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115  (closed by its reader)
+        except (tarfile.TarError, OSError, EOFError):
+            stream.close()
+            return None
+        return _tar_members(tar, want, stream)
     data.seek(0)
     try:
         tar = tarfile.open(fileobj=data, mode="r:*")  # noqa: SIM115  (closed by its reader)
@@ -195,14 +206,19 @@ def _zip_members(data: IO[bytes], want: Callable[[str], bool]) -> Iterator[tuple
                 yield info.filename, zf.read(info)
 
 
-def _tar_members(tar: tarfile.TarFile, want: Callable[[str], bool]
-                 ) -> Iterator[tuple[str, bytes]]:
-    with tar:
-        for member in tar:
-            if member.isreg() and want(member.name):
-                f = tar.extractfile(member)
-                if f is not None:
-                    yield member.name, f.read()
+def _tar_members(tar: tarfile.TarFile, want: Callable[[str], bool],
+                 stream: IO[bytes] | None = None) -> Iterator[tuple[str, bytes]]:
+    """Members in order (a forward-only `stream` allows no other), `stream` closed after."""
+    try:
+        with tar:
+            for member in tar:
+                if member.isreg() and want(member.name):
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        yield member.name, f.read()
+    finally:
+        if stream is not None:
+            stream.close()
 
 
 def _nested(name: str, readers: Sequence[ArchiveReader]) -> bool:
