@@ -23,6 +23,7 @@ import functools
 import itertools
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -239,23 +240,40 @@ def turns(runs: dict[str, Callable[[], object]], repeat: int, setup: Callable[[]
     """`repeat` rounds of every one of `runs` in turn (load from other work hits them alike),
     each after an untimed `setup`: the seconds of each, and the load before and after each
     round."""
+    samples, _, loads = cpu_turns(runs, repeat, setup)
+    return samples, loads
+
+
+def cpu_turns(runs: dict[str, Callable[[], object]], repeat: int, setup: Callable[[], object]
+              ) -> tuple[dict[str, list[float]], dict[str, list[float]], list[float]]:
+    """`turns`, with the CPU seconds (user and system, of every process each run waited for)
+    beside the wall seconds."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     loads = [load()]
     for _ in range(repeat):
         for name, fn in runs.items():
             setup()
+            used = children_cpu()
             started = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - started)
+            cpu[name].append(children_cpu() - used)
         loads.append(load())
-    return samples, loads
+    return samples, cpu, loads
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def interleaved(runs: dict[str, Callable[[], object]], repeat: int,
                 setup: Callable[[], object]) -> dict[str, dict[str, Any]]:
-    """`timed` of each of `runs`, taking turns."""
-    samples, loads = turns(runs, repeat, setup)
+    """`timed` of each of `runs`, taking turns, with the median CPU seconds each used."""
+    samples, cpu, loads = cpu_turns(runs, repeat, setup)
     return {name: {"median_s": round(statistics.median(found), 3), "spread": spread(found),
+                   "cpu_s": round(statistics.median(cpu[name]), 3),
                    "load": [min(loads), max(loads)]} for name, found in samples.items()}
 
 
@@ -317,7 +335,9 @@ def bench_project(base: Path, key: str) -> dict[str, Any]:
                 "tiers": f"pex, tarball, sdist after the wheel{'' if verify else ', verified'}",
                 "jobs1": jobs["1"], "jobs2": jobs["2"],
                 "speedup": round(jobs["1"]["median_s"] / jobs["2"]["median_s"], 2),
-                "nodes_s": work, "bound": bound(work, workers=2)}
+                "nodes_s": work, "bound": bound(work, workers=2),
+                # two cores cannot finish sooner than half the CPU seconds one job used
+                "cpu_bound": round(2 * jobs["1"]["median_s"] / jobs["1"]["cpu_s"], 2)}
     return out
 
 
@@ -351,7 +371,8 @@ def show(results: dict[str, Any]) -> None:
                     print(f"  {name}--jobs 2 / --jobs 1 on {jobs['tiers']}: {jobs['speedup']}x "
                           f"({jobs['jobs1']['median_s']} s / {jobs['jobs2']['median_s']} s); "
                           f"these nodes' own times allow at most {jobs['bound']}x on 2 "
-                          f"workers: {jobs['nodes_s']}")
+                          f"workers: {jobs['nodes_s']}; the CPU seconds of one job "
+                          f"({jobs['jobs1']['cpu_s']} s) at most {jobs['cpu_bound']}x")
 
 
 if __name__ == "__main__":
