@@ -205,7 +205,7 @@ def pair(ours: Callable[[], object], raw: Callable[[], object], repeat: int = RE
     for fn in runs.values():  # warm what they share (tool caches, page cache)
         setup()
         fn()
-    samples, loads = turns(runs, repeat, setup)
+    samples, _, loads = turns(runs, repeat, setup)
     loads.insert(0, first)
     med = {name: statistics.median(found) for name, found in samples.items()}
     out: dict[str, Any] = {}
@@ -236,18 +236,10 @@ def timed(fn: Callable[[], object], repeat: int = REPEAT) -> dict[str, Any]:
 
 
 def turns(runs: dict[str, Callable[[], object]], repeat: int, setup: Callable[[], object]
-          ) -> tuple[dict[str, list[float]], list[float]]:
+          ) -> tuple[dict[str, list[float]], dict[str, list[float]], list[float]]:
     """`repeat` rounds of every one of `runs` in turn (load from other work hits them alike),
-    each after an untimed `setup`: the seconds of each, and the load before and after each
-    round."""
-    samples, _, loads = cpu_turns(runs, repeat, setup)
-    return samples, loads
-
-
-def cpu_turns(runs: dict[str, Callable[[], object]], repeat: int, setup: Callable[[], object]
-              ) -> tuple[dict[str, list[float]], dict[str, list[float]], list[float]]:
-    """`turns`, with the CPU seconds (user and system, of every process each run waited for)
-    beside the wall seconds."""
+    each after an untimed `setup`: the wall seconds of each, its CPU seconds (user and system,
+    of every process it waited for), and the load before and after each round."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     loads = [load()]
@@ -271,7 +263,7 @@ def children_cpu() -> float:
 def interleaved(runs: dict[str, Callable[[], object]], repeat: int,
                 setup: Callable[[], object]) -> dict[str, dict[str, Any]]:
     """`timed` of each of `runs`, taking turns, with the median CPU seconds each used."""
-    samples, cpu, loads = cpu_turns(runs, repeat, setup)
+    samples, cpu, loads = turns(runs, repeat, setup)
     return {name: {"median_s": round(statistics.median(found), 3), "spread": spread(found),
                    "cpu_s": round(statistics.median(cpu[name]), 3),
                    "load": [min(loads), max(loads)]} for name, found in samples.items()}
