@@ -232,39 +232,53 @@ def write_tar(path: Path, entries: dict[str, Entry], epoch: int, *,
     """Write a tar (gzip with no name or date when `compress`) of `entries`, parents first.
 
     Returns (blob digest, blob size, digest of the uncompressed tar)."""
-    entries = dict(entries)
-    for name in list(entries):
-        parts = name.split("/")
-        for i in range(1, len(parts)):
-            entries.setdefault("/".join(parts[:i]), Entry("dir"))
     with path.open("wb") as raw:
         outer = _HashingWriter(raw)
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=outer, mtime=0,
                            compresslevel=GZIP_LEVEL) if compress else None
         inner = _HashingWriter(gz) if gz else outer
         with tarfile.open(fileobj=inner, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-            for name in sorted(entries):
-                entry = entries[name]
-                info = tarfile.TarInfo(name)
-                info.type = _TYPES[entry.kind]
-                info.mode, info.uid, info.gid = entry.mode, entry.uid, entry.gid
-                info.mtime = epoch if entry.mtime is None else entry.mtime
-                info.linkname = entry.linkname
-                info.devmajor, info.devminor = entry.devmajor, entry.devminor
-                if entry.kind != "file":
-                    tar.addfile(info)
-                elif entry.data is not None:
-                    info.size = len(entry.data)
-                    tar.addfile(info, io.BytesIO(entry.data))
-                else:
-                    assert entry.source is not None
-                    info.size = entry.source.stat().st_size
-                    with entry.source.open("rb") as f:
-                        tar.addfile(info, f)
+            _add_entries(tar, entries, epoch)
         if gz:
             gz.close()
         diff_id = "sha256:" + inner.hash.hexdigest()
     return "sha256:" + outer.hash.hexdigest(), outer.size, diff_id
+
+
+def write_plain_tar(path: Path, entries: dict[str, Entry], epoch: int) -> None:
+    """The same tar as `write_tar(compress=False)`, unhashed and copied in 1 MiB reads: the
+    image tar, whose own digest nothing uses. Hashing it through the stream was ~60% of an
+    image build (a 36 MB base blob copied 16 KiB at a time through two Python writers)."""
+    with path.open("wb") as raw, tarfile.TarFile(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT,
+                                                 copybufsize=1 << 20) as tar:
+        _add_entries(tar, entries, epoch)
+
+
+def _add_entries(tar: tarfile.TarFile, entries: dict[str, Entry], epoch: int) -> None:
+    """`entries` and their missing parent directories, sorted, with fixed owners and times."""
+    entries = dict(entries)
+    for name in list(entries):
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            entries.setdefault("/".join(parts[:i]), Entry("dir"))
+    for name in sorted(entries):
+        entry = entries[name]
+        info = tarfile.TarInfo(name)
+        info.type = _TYPES[entry.kind]
+        info.mode, info.uid, info.gid = entry.mode, entry.uid, entry.gid
+        info.mtime = epoch if entry.mtime is None else entry.mtime
+        info.linkname = entry.linkname
+        info.devmajor, info.devminor = entry.devmajor, entry.devminor
+        if entry.kind != "file":
+            tar.addfile(info)
+        elif entry.data is not None:
+            info.size = len(entry.data)
+            tar.addfile(info, io.BytesIO(entry.data))
+        else:
+            assert entry.source is not None
+            info.size = entry.source.stat().st_size
+            with entry.source.open("rb") as f:
+                tar.addfile(info, f)
 
 
 @dataclass
@@ -316,6 +330,6 @@ def write_image(path: Path, layers: list[Layer], config: dict[str, Any], tag: st
     for layer in layers:
         entries[blob_name(layer.digest)] = Entry("file", 0o644, source=layer.blob)
     tmp = path.with_name(path.name + ".tmp")
-    write_tar(tmp, entries, epoch, compress=False)
+    write_plain_tar(tmp, entries, epoch)
     tmp.replace(path)
     return Image(path, man_digest, cfg_digest, list(layers))
