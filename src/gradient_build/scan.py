@@ -96,14 +96,17 @@ def _looks_like_archive(name: str, content: bytes, readers: Sequence[ArchiveRead
 
 
 def scan_bytes(name: str, content: bytes, depth: int = 0, clean: set[str] | None = None,
-               readers: Sequence[ArchiveReader] = ()) -> Iterator[Finding]:
+               readers: Sequence[ArchiveReader] = (), digest: str | None = None
+               ) -> Iterator[Finding]:
     """Findings in `content`; `clean` holds digests of large archives already found clean
-    (a base image layer is the same in every build), and gains the ones found clean now."""
+    (a base image layer is the same in every build), and gains the ones found clean now.
+    `digest` is the sha256 of `content` when the caller has it (not hashed a second time)."""
     what = _is_secret_name(name)
     if what:
         yield Finding(name, what)
     if depth < MAX_DEPTH and _looks_like_archive(name, content, readers):
-        digest = hashlib.sha256(content).hexdigest() if len(content) >= MEMO_MIN else None
+        if digest is None and len(content) >= MEMO_MIN:
+            digest = hashlib.sha256(content).hexdigest()
         if digest and clean is not None and digest in clean:
             return
         found_any = opened = False
@@ -134,14 +137,14 @@ def is_archive(display: str, readers: Sequence[ArchiveReader] = ()) -> bool:
 
 
 def scan_bytes_allowed(display: str, content: bytes, allow: list[str],
-                       clean: set[str] | None = None, readers: Sequence[ArchiveReader] = ()
-                       ) -> tuple[list[Finding], bool]:
+                       clean: set[str] | None = None, readers: Sequence[ArchiveReader] = (),
+                       digest: str | None = None) -> tuple[list[Finding], bool]:
     """Secrets in `content` of a file already read, skipping `allow` patterns; and whether
     there was any finding at all before the allow-list (a file without is clean for any)."""
     if len(content) > MAX_SCANNED and not is_archive(display, readers):
         found = [Finding(display, w) for w in [_is_secret_name(display)] if w]
     else:
-        found = list(scan_bytes(display, content, clean=clean, readers=readers))
+        found = list(scan_bytes(display, content, clean=clean, readers=readers, digest=digest))
     return _allowed(found, allow), bool(found)
 
 
@@ -186,7 +189,7 @@ def scan_artifact(root: Path, rels: list[str], allow: list[str], clean: set[str]
             digests[rel] = digest = hashlib.sha256(content).hexdigest()
             if digest in clean:
                 continue
-            findings, raw = scan_bytes_allowed(rel, content, allow, clean, readers)
+            findings, raw = scan_bytes_allowed(rel, content, allow, clean, readers, digest)
         if findings:
             return digests, findings
         if not raw:
