@@ -8,9 +8,12 @@ import signal
 import sys
 import time
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import GradientError, Stopped
+
+if TYPE_CHECKING:
+    from .cli_args import BuildArgs
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -64,23 +67,22 @@ def _exit_now(code: int) -> NoReturn:
 
 
 def _run(args: list[str], started: float) -> None:
-    """The full path (Typer's app), with a cold build's wheel started before it loads."""
+    """A plain build command line straight to the build (cli_args), anything else through
+    Typer's app; a cold build's wheel is started before either loads."""
     from . import early, noop
 
     with contextlib.suppress(Exception):  # only a head start: the full path decides
         early.start(args)
-    from . import cli_advise, cli_build, cli_info, cli_sbom, cli_scale  # noqa: F401  (commands)
-    cli_scale.register()  # after build's and the info commands, so --help lists them last
-    from .cli_app import app, hoist_globals, state
+    from .cli_args import parse_build
+    from .cli_common import state
     from .cli_render import crash_text, error_text
     from .runner import children
 
+    direct = parse_build(args)
     tees = _tee() if noop.eligible(args) else None
     code = 0
     try:
-        app(args=hoist_globals(args), prog_name="gradient")
-    except SystemExit as done:  # Typer's own exit (usage errors, typer.Exit)
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        code = _typer(args) if direct is None else _direct(direct)
     except GradientError as err:
         sys.stderr.write(error_text(err, state["verbose"]))
         code = err.exit_code
@@ -99,6 +101,28 @@ def _run(args: list[str], started: float) -> None:
         sys.stdout, sys.stderr = tees[0].stream, tees[1].stream
         _stamp(args, started, code, tees, state.pop("noop", None))
     raise SystemExit(code)
+
+
+def _typer(args: list[str]) -> int:
+    """Every command, through Typer: its help, its usage errors, its exit codes."""
+    from . import cli_advise, cli_build, cli_info, cli_sbom, cli_scale  # noqa: F401  (commands)
+    cli_scale.register()  # after build's and the info commands, so --help lists them last
+    from .cli_app import app, hoist_globals
+
+    try:
+        app(args=hoist_globals(args), prog_name="gradient")
+    except SystemExit as done:  # Typer's own exit (usage errors, typer.Exit)
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return 0
+
+
+def _direct(args: BuildArgs) -> int:
+    """`gradient build` as its Typer command runs it, from a command line cli_args read."""
+    from .cli_common import set_globals
+    from .cli_run_build import run_build
+
+    set_globals(args.cache_dir, args.config, args.log_format, args.verbose, args.quiet)
+    return run_build(args)
 
 
 def _tee() -> tuple[Any, Any]:

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli_app import JsonOpt, app, fail, make_renderer, state
+from .cli_app import JsonOpt, app, fail
+from .cli_common import make_renderer, state
 from .errors import ConfigError, GradientError
 
 PythonOpt = Annotated[bool | None, typer.Option(

@@ -3,20 +3,18 @@ the command) and the helpers every command uses. Only the cli* modules talk to t
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
+from .cli_common import set_globals, state
 from .errors import ConfigError, GradientError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Build a Python project along the packaging gradient, and prove each "
                        "artifact runs where it is going.")
-
-state: dict[str, Any] = {"log_format": "human", "verbose": False, "quiet": False}
 
 TierOpt = Annotated[list[str] | None, typer.Option("--tier", "-t", metavar="TIER",
                                                   help="tier to act on (repeat for more)")]
@@ -58,14 +56,10 @@ def _main(
         "--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
 ) -> None:
     """Global options go before or after the command."""
-    state["cache_dir"] = cache_dir
-    state["config"] = config
-    state["verbose"] = verbose
-    state["quiet"] = quiet
-    fmt = log_format or ("json" if os.environ.get("CI") else "human")
-    if fmt not in ("human", "json"):
-        fail(ConfigError(f"--log-format must be 'human' or 'json', not {fmt!r}"))
-    state["log_format"] = fmt
+    try:
+        set_globals(cache_dir, config, log_format, verbose, quiet)
+    except ConfigError as err:
+        fail(err)
 
 
 def hoist_globals(args: list[str]) -> list[str]:
@@ -94,33 +88,3 @@ def fail(err: GradientError) -> NoReturn:
 
     sys.stderr.write(error_text(err, state["verbose"]))
     raise typer.Exit(err.exit_code)
-
-
-def open_session(out: Path | None = None, tiers: list[str] | None = None,
-                 emit: Any = None) -> Any:
-    from .api import open_project
-
-    return open_project(state.get("config"), cache_dir=state.get("cache_dir"), out_dir=out,
-                        tiers=tiers, emit=emit)
-
-
-def make_renderer(quiet: bool) -> Any:
-    from .cli_render import Renderer
-
-    return Renderer(state["log_format"], quiet=quiet or state["quiet"], verbose=state["verbose"])
-
-
-def must_run(require_run: bool | None) -> bool:
-    return bool(os.environ.get("CI")) if require_run is None else require_run
-
-
-def wanted_tiers(session: Any, tiers: list[str] | None, all_tiers: bool) -> list[str]:
-    if all_tiers:
-        return list(session.backends)
-    wanted = tiers or session.config.tiers
-    if not wanted:
-        raise session.config.error("nothing to build: set `tier = \"wheel\"` (or pass --tier)",
-                                   "tier")
-    return list(wanted)
-
-

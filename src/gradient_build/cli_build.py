@@ -8,19 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli_app import (
-    JsonOpt,
-    RequireRunOpt,
-    TierOpt,
-    app,
-    fail,
+from .cli_app import JsonOpt, RequireRunOpt, TierOpt, app, fail
+from .cli_common import (
+    attach_remote,
     make_renderer,
     must_run,
     open_session,
+    stderr_warning,
     wanted_tiers,
 )
-from .cli_scale import CacheModeOpt, ShardOpt, attach_remote, stderr_warning, warn_through
-from .cli_summary import show_reproducibility, show_verdicts
+from .cli_scale import CacheModeOpt, ShardOpt
+from .cli_summary import show_verdicts
 from .errors import ConfigError, GradientError
 
 
@@ -44,78 +42,17 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build (and by default verify) the named tiers and whatever they need."""
-    shard = None
+    from .cli_args import BuildArgs
+    from .cli_run_build import run_build
+
     try:
-        renderer = make_renderer(as_json)
-        if check_reproducible:
-            from .reproducible import check
-
-            session = open_session(out)
-            wanted = wanted_tiers(session, tier, all_tiers)
-            results = check(session, wanted, renderer.emit, jobs=jobs)
-            renderer.close()
-            if as_json:
-                print(json.dumps(results, indent=2))
-            else:
-                show_reproducibility(results)
-            raise typer.Exit(0 if all(r["identical"] for r in results.values()) else 1)
-        with renderer:  # a cold metadata read may build the wheel: its steps are shown
-            session = open_session(out, ["wheel"] if all_tiers else list(tier or []),
-                                   renderer.emit)
-            attach_remote(session, cache_mode, warn_through(renderer))
-            wanted = wanted_tiers(session, tier, all_tiers)
-            if shard_spec:
-                from . import shard as shards
-
-                shard = shards.parse(shard_spec, session.config, wanted)
-                shards.check_machine(shard, shards.machine())
-                wanted = list(shard.tiers)
-            renderer.backend_warnings(session.project.backend_warnings)
-            engine = session.engine(renderer.emit, jobs=jobs, verify=not no_verify,
-                                    require_run=must_run(require_run), atomic=atomic)
-            report = engine.build(wanted, skip_missing=all_tiers)
-        if shard is not None:
-            shards.write(session.out_dir, shard, report, engine.nodes(wanted),
-                         session.project.root)
+        code = run_build(BuildArgs(
+            tier=list(tier or []), all_tiers=all_tiers, no_verify=no_verify, jobs=jobs, out=out,
+            check_reproducible=check_reproducible, require_run=require_run, atomic=atomic,
+            shard=shard_spec, cache_mode=cache_mode, as_json=as_json))
     except GradientError as err:
         fail(err)
-    if as_json:
-        print(json.dumps(_report_json(report), indent=2))
-    else:
-        renderer.summary(report, {n: b.rank for n, b in session.backends.items()})
-        _note_noop(session, wanted, report, verify=not no_verify)
-    raise typer.Exit(report.exit_code)
-
-
-def _note_noop(session: Any, wanted: list[str], report: Any, *, verify: bool) -> None:
-    """A build that changed nothing: what cli.main needs to leave its no-op stamp."""
-    from .cli_app import state
-    from .graph import project_id, resolve
-
-    nodes = resolve(wanted, session.config, session.backends)
-    if report.failures or not all(n.backend.noop_safe for n in nodes):
-        return
-    outcomes = list(report.outcomes.values())
-    if not all(o.cached and (o.replayed if verify else o.verdict is None) for o in outcomes):
-        return
-    pid = project_id(session.config.root)
-    delivered = session.cache.delivered(pid)
-    state["noop"] = {
-        "config": session.config.path.resolve(), "cache": session.cache.root,
-        "out_dir": session.out_dir, "exclude": delivered,
-        "entries": [o.entry.artifact.root.parent for o in outcomes],
-        "delivered": [session.config.root / rel for rel in delivered],
-    }
-
-
-def _report_json(report: Any) -> dict[str, Any]:
-    return {
-        "exit_code": report.exit_code,
-        "manifest": report.manifest,
-        "failures": {t: {"message": e.message, "detail": e.detail, "exit_code": e.exit_code}
-                     for t, e in report.failures.items()},
-        "skipped": report.skipped,
-    }
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli_app import JsonOpt, app, fail, state
+from .cli_app import JsonOpt, app, fail
+from .cli_common import state
 from .errors import ConfigError
 
 

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli_app import JsonOpt, TierOpt, app, fail, open_session
+from .cli_app import JsonOpt, TierOpt, app, fail
+from .cli_common import open_session
 from .errors import ConfigError, GradientError
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from .cli_app import JsonOpt, app, fail, open_session, state
+from .cli_app import JsonOpt, app, fail
+from .cli_common import open_session, state, stderr_warning
 from .errors import ConfigError, GradientError
-from .events import Event
 
 CacheModeOpt = Annotated[str | None, typer.Option(
     "--cache-mode", metavar="MODE", envvar="GRADIENT_CACHE_MODE",
@@ -22,35 +21,6 @@ ShardOpt = Annotated[str | None, typer.Option(
     "--shard", metavar="SPEC",
     help="build one shard: K/N (of [matrix], or the tiers split N ways) or "
          "tier=TIER,variant=VARIANT; writes shard.json beside the manifest")]
-
-
-def stderr_warning(text: str) -> None:
-    if not state.get("quiet"):
-        sys.stderr.write(f"warning: {text}\n")
-
-
-def warn_through(renderer: Any) -> Callable[[str], None]:
-    return lambda text: renderer.emit(Event("warning", None, text))
-
-
-def attach_remote(session: Any, mode: str | None, warn: Callable[[str], None]) -> None:
-    """Put the remote store [cache] / GRADIENT_CACHE_REMOTE names behind the local cache."""
-    import os
-
-    from .remote_cache import SettingError, from_settings
-
-    options = session.config.cache
-    try:
-        session.cache.remote = from_settings(options.remote, options.mode, mode,
-                                             options.insecure, warn)
-    except SettingError as err:
-        if err.setting == "remote" and os.environ.get("GRADIENT_CACHE_REMOTE"):
-            raise ConfigError(err.message, key="GRADIENT_CACHE_REMOTE") from None
-        if err.setting == "mode" and (mode or os.environ.get("GRADIENT_CACHE_MODE")):
-            raise ConfigError(err.message, key="--cache-mode",
-                              suggestion=err.suggestion) from None
-        raise session.config.error(err.message, "cache", err.setting,
-                                   suggestion=err.suggestion) from None
 
 
 def register() -> None:
