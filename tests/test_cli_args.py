@@ -31,7 +31,7 @@ PLAIN = [
 
 NOT_PLAIN = [
     [], ["plan"], ["build", "--help"], ["--version"], ["build", "-j4"], ["build", "--jobs", "0"],
-    ["build", "--jobs", "x"], ["build", "--jobs", "١"], ["build", "--tier"],
+    ["build", "--jobs", "x"], ["build", "--jobs", "\u0661"], ["build", "--tier"],  # \u0661: a digit
     ["build", "--frob"], ["--tier", "wheel", "build"], ["build", "extra"],
     ["build", "--no-verify=1"], ["build", "--tier", "-x"], ["build", "--out="],
     ["build", "--", "--tier"], ["build", "build"], ["build", "-t=wheel"],
