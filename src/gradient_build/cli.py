@@ -79,6 +79,10 @@ def _run(args: list[str], started: float) -> None:
     from .runner import children
 
     direct = parse_build(args)
+    if direct is not None:  # a build that is no no-op: the SBOM libraries load beside it
+        from .sbom_helper import helper
+
+        helper.start()
     tees = _tee() if noop.eligible(args) else None
     code = 0
     try:

@@ -27,6 +27,7 @@ from . import __version__
 from .artifact import ArchiveReader, Artifact, Role
 from .errors import BuildFailed
 from .inventory import Component, Memo, purl, read_file, unique
+from .sbom_helper import helper
 
 ATTESTATION_ROLES = (Role.SBOM, Role.PROVENANCE)
 KIND_TYPES = {"interpreter": "application", "deb": "library", "conda": "library",
@@ -84,7 +85,17 @@ def _cdx(comp: Component, root: bool = False) -> Any:
 
 def document(components: list[Component], project: dict[str, str], artifact_name: str,
              artifact_sha256: str, epoch: int) -> str:
-    """The SBOM's JSON text, validated against the CycloneDX 1.6 schema."""
+    """The SBOM's JSON text, validated against the CycloneDX 1.6 schema: from the helper
+    process when one was started for this build (sbom_helper), else written here."""
+    text = helper.render(components, project, artifact_name, artifact_sha256, epoch)
+    if text is not None:
+        return text
+    return render(components, project, artifact_name, artifact_sha256, epoch)
+
+
+def render(components: list[Component], project: dict[str, str], artifact_name: str,
+           artifact_sha256: str, epoch: int) -> str:
+    """The document written and validated in this process."""
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component as CdxComponent
@@ -147,10 +158,13 @@ _warming: list[threading.Thread] = []
 
 
 def warm_in_background() -> None:
-    """Load the CycloneDX model, its license data and the validator (~0.25 s of imports) in
-    a thread, once: called when something is about to be built, so the loading overlaps the
-    build tool instead of delaying the first SBOM. A failure here is met again, and
-    reported, by the document itself."""
+    """Load the CycloneDX model, its license data and the validator (~0.2 s of imports) beside
+    the build, once: called when something is about to be built, so the loading overlaps the
+    build instead of delaying the first SBOM. In the helper process where it can start (on
+    the other core, off this process's GIL), else in a thread. A failure here is met again,
+    and reported, by the document itself."""
+    if helper.start():
+        return
     with _warm_lock:
         if _warming:
             return
@@ -165,11 +179,16 @@ def _warm() -> None:
     with contextlib.suppress(Exception):  # behind the build tool for the CPU (Linux: a
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # thread's own nice)
     with contextlib.suppress(Exception):
-        import cyclonedx.factory.license
-        import cyclonedx.model.bom
-        import cyclonedx.output.json  # noqa: F401
+        load_libraries()
 
-        _validator()
+
+def load_libraries() -> None:
+    """Import what a document needs, and make the validator."""
+    import cyclonedx.factory.license
+    import cyclonedx.model.bom
+    import cyclonedx.output.json  # noqa: F401
+
+    _validator()
 
 
 def validate(text: str, what: str) -> None:

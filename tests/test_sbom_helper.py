@@ -1,0 +1,102 @@
+"""The SBOM helper process writes the same document the build would write itself, reports an
+invalid one as the build would, and a helper that is gone changes nothing but where."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gradient_build import sbom
+from gradient_build.errors import BuildFailed
+from gradient_build.inventory import Component
+from gradient_build.sbom_helper import Helper
+
+PROJECT = {"name": "demo-app", "version": "1.2.0"}
+COMPONENTS = [
+    Component("python", "demo-app", "1.2.0", "pkg:pypi/demo-app@1.2.0", sha256="a" * 64,
+              license="MIT", depends=("requests",)),
+    Component("python", "requests", "2.32.3", "pkg:pypi/requests@2.32.3", sha256="b" * 64,
+              license="Apache-2.0", depends=("urllib3",), where="x.whl!requests.dist-info"),
+    Component("python", "urllib3", "2.2.2", "pkg:pypi/urllib3@2.2.2",
+              license="MIT OR Apache-2.0 WITH LLVM-exception"),
+    Component("deb", "libc6", "2.36-9", "pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=bookworm",
+              license="a license of its own", depends=("libgcc-s1",)),
+    Component("interpreter", "cpython", "3.11.7", "pkg:generic/cpython@3.11.7",
+              ref="pkg:generic/cpython@3.11.7#bundled"),
+]
+
+
+@pytest.fixture
+def helper() -> Iterator[Helper]:
+    started = Helper()
+    assert started.start()
+    yield started
+    started.close()
+
+
+def test_the_helper_writes_byte_for_byte_the_document_written_here(helper: Helper) -> None:
+    here = sbom.render(COMPONENTS, PROJECT, "demo.tar.gz", "c" * 64, 1700000000)
+    there = helper.render(COMPONENTS, PROJECT, "demo.tar.gz", "c" * 64, 1700000000)
+    assert there == here
+    assert '"name": "libc6"' in here  # a document with the components in it, not an empty one
+    again = helper.render(COMPONENTS[:1], PROJECT, "other.whl", "d" * 64, 0)
+    assert again == sbom.render(COMPONENTS[:1], PROJECT, "other.whl", "d" * 64, 0) != here
+
+
+def test_an_invalid_document_fails_in_the_helper_as_it_fails_here(helper: Helper) -> None:
+    broken = [Component("python", "bad", "1", "pkg:pypi/bad@1", sha256="zz")]
+    with pytest.raises(BuildFailed) as here:
+        sbom.render(broken, PROJECT, "a.whl", "c" * 64, 0)
+    with pytest.raises(BuildFailed) as there:
+        helper.render(broken, PROJECT, "a.whl", "c" * 64, 0)
+    assert there.value.message == here.value.message
+    assert "does not validate against CycloneDX 1.6" in there.value.message
+    # and it still answers the next request
+    assert helper.render(COMPONENTS, PROJECT, "a.whl", "c" * 64, 0) is not None
+
+
+def test_a_helper_that_died_gives_none_and_the_document_is_written_here(
+        helper: Helper, monkeypatch: pytest.MonkeyPatch) -> None:
+    proc = helper._proc
+    assert proc is not None
+    proc.kill()
+    proc.wait()
+    assert helper.render(COMPONENTS, PROJECT, "a.whl", "c" * 64, 0) is None
+    assert helper.render(COMPONENTS, PROJECT, "a.whl", "c" * 64, 0) is None  # not retried
+    monkeypatch.setattr(sbom, "helper", helper)
+    assert sbom.document(COMPONENTS, PROJECT, "a.whl", "c" * 64, 0) == sbom.render(
+        COMPONENTS, PROJECT, "a.whl", "c" * 64, 0)
+
+
+def test_the_helper_ends_when_the_build_process_ends() -> None:
+    """A build that exits (here without closing anything) leaves no helper behind."""
+    code = ("import os, sys; from gradient_build.sbom_helper import helper; helper.start();"
+            "print(helper._proc.pid, flush=True); os._exit(0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    pid = int(out.stdout)
+    deadline = time.monotonic() + 30
+    try:
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(pid), "the helper outlived the process that started it"
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's reaper may be slow or absent in a container)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
