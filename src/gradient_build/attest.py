@@ -49,11 +49,12 @@ def _hook(tier: str, found: dict[str, Any]) -> Callable[[Artifact], list[Compone
     return hook if callable(hook) else None
 
 
-def components(artifact: Artifact, memo: Memo | None = None) -> list[Component]:
+def components(artifact: Artifact, memo: Memo | None = None,
+               digests: dict[str, str] | None = None) -> list[Component]:
     """What the artifact holds: the generic readers and its tier's own `inventory`."""
     found, readers = _tiers()
     try:
-        return collect(artifact, _hook(artifact.tier, found), readers, memo)
+        return collect(artifact, _hook(artifact.tier, found), readers, memo, digests)
     except GradientError:
         raise
     except Exception as exc:  # a tier's reader failing on its own artifact: say which
@@ -120,7 +121,8 @@ def sbom_text(artifact: Artifact, digests: dict[str, dict[str, Any]],
         try:
             text = memo.read_text()
         except OSError:
-            text = document(components(artifact, _memo(entry_dir)), project,
+            known = {rel: str(d["sha256"]) for rel, d in digests.items() if d.get("sha256")}
+            text = document(components(artifact, _memo(entry_dir), known), project,
                             Path(artifact.primary).name, sha, epoch)
             if (entry_dir / "artifact.json").exists():  # a cache entry: kept for the next hit
                 write_text_atomic(memo, text)

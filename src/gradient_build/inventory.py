@@ -31,7 +31,7 @@ from typing import IO
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from . import inflate
+from . import inflate, member_digests
 from .artifact import ArchiveReader
 from .atomic import write_text_atomic
 
@@ -259,9 +259,10 @@ class Memo:
 
 
 def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveReader] = (),
-                    depth: int = 0, package_sha: str = "", memo: Memo | None = None
-                    ) -> list[Component]:
-    """Every component inside the archive `data` (named `display`), recursively."""
+                    depth: int = 0, package_sha: str = "", memo: Memo | None = None,
+                    outer: str = "") -> list[Component]:
+    """Every component inside the archive `data` (named `display`), recursively; `outer`
+    is the digest of `data` when known (its members' digests may be known then)."""
     opened = members(data, display, readers,
                      lambda n: _wanted(n) or (depth < MAX_DEPTH and _nested(n, readers)))
     if opened is None:
@@ -274,7 +275,8 @@ def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveRead
             rel = member.lstrip("./")
             where = f"{display}!{member}"
             try:
-                found += _component_of(rel, where, content, readers, depth, package_sha, memo)
+                found += _component_of(rel, where, content, readers, depth, package_sha, memo,
+                                       member_digests.known(outer, member))
             except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError):
                 continue  # a member that only looks like an archive, or unreadable metadata
             if rel == DPKG_STATUS:
@@ -289,7 +291,8 @@ def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveRead
 
 
 def _component_of(rel: str, where: str, content: bytes, readers: Sequence[ArchiveReader],
-                  depth: int, package_sha: str, memo: Memo | None) -> list[Component]:
+                  depth: int, package_sha: str, memo: Memo | None,
+                  digest: str | None = None) -> list[Component]:
     """The components one member names: itself (metadata) or those inside it (an archive)."""
     if rel.endswith(".dist-info/METADATA"):
         comp = dist_component(content, where)
@@ -303,7 +306,7 @@ def _component_of(rel: str, where: str, content: bytes, readers: Sequence[Archiv
            else package_sha)
     if memo is None or len(content) < MEMO_MIN:
         return read_components(where, io.BytesIO(content), readers, depth + 1, sha, memo)
-    digest = hashlib.sha256(content).hexdigest()
+    digest = digest or hashlib.sha256(content).hexdigest()  # the scan's, when it had it
     known = memo.get(digest, where)
     if known is None:
         known = read_components(where, io.BytesIO(content), readers, depth + 1, sha, memo)
@@ -312,14 +315,17 @@ def _component_of(rel: str, where: str, content: bytes, readers: Sequence[Archiv
 
 
 def read_file(path: str, display: str, readers: Sequence[ArchiveReader] = (),
-              memo: Memo | None = None) -> list[Component]:
-    """The components of one file of an artifact (none when it is no archive)."""
+              memo: Memo | None = None, file_sha: str = "") -> list[Component]:
+    """The components of one file of an artifact (none when it is no archive); `file_sha`
+    is its digest when the caller has it."""
     sha = ""
     if display.endswith((".conda", ".tar.bz2")):
-        with open(path, "rb") as f:
-            sha = hashlib.file_digest(f, "sha256").hexdigest()
+        if not file_sha:
+            with open(path, "rb") as f:
+                file_sha = hashlib.file_digest(f, "sha256").hexdigest()
+        sha = file_sha
     with open(path, "rb") as f:
-        return read_components(display, f, readers, 0, sha, memo)
+        return read_components(display, f, readers, 0, sha, memo, file_sha)
 
 
 def unique(components: Iterable[Component]) -> list[Component]:

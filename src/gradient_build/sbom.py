@@ -39,15 +39,17 @@ def sbom_name(primary: str) -> str:
 
 
 def collect(artifact: Artifact, hook: Any, readers: Sequence[ArchiveReader],
-            memo: Memo | None = None) -> list[Component]:
-    """Every component of the artifact's files (the generic readers), plus the tier's own."""
+            memo: Memo | None = None, digests: dict[str, str] | None = None
+            ) -> list[Component]:
+    """Every component of the artifact's files (the generic readers), plus the tier's own;
+    `digests` are the files' sha256 where known (the scan's: not hashed again)."""
     found: list[Component] = []
     for rel, role in artifact.files():
         if role in ATTESTATION_ROLES:
             continue
         path = artifact.root / rel
         if path.is_file() and not path.is_symlink():
-            found += read_file(str(path), rel, readers, memo)
+            found += read_file(str(path), rel, readers, memo, (digests or {}).get(rel, ""))
     if hook is not None:
         found += hook(artifact)
     return unique(found)

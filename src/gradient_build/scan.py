@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from . import member_digests
 from .artifact import ArchiveReader
 from .sources import file_digest
 
@@ -110,18 +111,28 @@ def scan_bytes(name: str, content: bytes, depth: int = 0, clean: set[str] | None
         if digest and clean is not None and digest in clean:
             return
         found_any = opened = False
+        names: set[str] = set()
+        twice: set[str] = set()
+        hashed: dict[str, str] = {}
         for member, data in _members(io.BytesIO(content), name, readers):
             opened = True
             inner = f"{name}!{member}"
+            (twice if member in names else names).add(member)
             if data is None:
                 found = _is_secret_name(member)
                 if found:
                     found_any = True
                     yield Finding(inner, found)
                 continue
-            for finding in scan_bytes(inner, data, depth + 1, clean, readers):
+            inner_digest = None
+            if (depth == 0 and digest and len(data) >= MEMO_MIN
+                    and _looks_like_archive(inner, data, readers)):
+                inner_digest = hashed[member] = hashlib.sha256(data).hexdigest()
+            for finding in scan_bytes(inner, data, depth + 1, clean, readers, inner_digest):
                 found_any = True
                 yield finding
+        if depth == 0 and digest and hashed:  # the SBOM's reader opens the same members
+            member_digests.publish(digest, hashed, twice)
         if digest and clean is not None and not found_any and opened:
             clean.add(digest)
         if opened:
