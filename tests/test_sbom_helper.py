@@ -100,3 +100,49 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+RECORD = {"node": "oci", "epoch": 1700000000, "gradient": "0.1.0", "python": "3.11.7",
+          "sources": {"src/app.py": "e" * 64, "pyproject.toml": "f" * 64},
+          "inputs": {"tarball": "1" * 64}, "tools": {"docker": None, "uv": "0.5.0"},
+          "options": {"user": 10001, "ratio": 0.5}, "app": {"script": "hello"},
+          "extra": {"base": {"digest": "sha256:" + "2" * 64}}, "backend": "native"}
+
+
+def test_the_helper_writes_byte_for_byte_the_provenance_written_here(helper: Helper) -> None:
+    from gradient_build.provenance import local_statement
+
+    subjects = [("app.oci.tar", "3" * 64)]
+    here = local_statement(subjects, RECORD, "k" * 64, "a" * 40, ["sha256:" + "4" * 64])
+    there = helper.statement(subjects, RECORD, "k" * 64, "a" * 40, ["sha256:" + "4" * 64])
+    assert there == here
+    assert '"invocationId": "' + "k" * 64 in here and '"ratio": 0.5' in here
+    assert helper.statement(subjects, RECORD, "k" * 64, None, []) == local_statement(
+        subjects, RECORD, "k" * 64, None, [])
+
+
+def test_a_record_that_is_not_plain_json_is_written_here(helper: Helper,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradient_build import provenance, sbom_helper
+
+    odd = {**RECORD, "extra": {"where": Path("/x")}}  # json.dumps(default=str) takes it here
+    assert helper.statement([("a", "3" * 64)], odd, "k", None, []) is None
+    monkeypatch.setattr(sbom_helper, "helper", helper)
+    text = provenance.statement([("a", "3" * 64)], odd, "k", None, [])
+    assert '"where": "/x"' in text
+
+
+def test_a_request_sent_at_once_is_answered_while_the_helper_is_still_readying() -> None:
+    """The request goes in before the libraries have loaded: the idle-time warm-ups wait."""
+    fresh = Helper()
+    assert fresh.start()
+    try:
+        subjects = [("a.whl", "3" * 64)]
+        from gradient_build.provenance import local_statement
+
+        assert fresh.statement(subjects, RECORD, "k", None, []) == local_statement(
+            subjects, RECORD, "k", None, [])
+        assert fresh.render(COMPONENTS, PROJECT, "a.whl", "c" * 64, 0) == sbom.render(
+            COMPONENTS, PROJECT, "a.whl", "c" * 64, 0)
+    finally:
+        fresh.close()

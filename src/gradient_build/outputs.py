@@ -148,14 +148,17 @@ def promote(project_root: Path, out_dir: Path, project: dict[str, str],
     have changed since."""
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_leftovers(out_dir)
+    from .provenance import git_commit
+
     token = uuid.uuid4().hex[:8]
     staged_dirs: dict[str, Path] = {}
     extras: dict[str, list[dict[str, Any]]] = {}
+    commit = git_commit(project_root) if outcomes else None  # one `git` for every statement
     for outcome in outcomes:
         staged = staged_dirs[outcome.tier] = out_dir / f".staging-{token}-{outcome.tier}"
         for rel, _role in outcome.entry.artifact.files():
             _place(outcome.entry.artifact.root / rel, staged / rel)
-        extras[outcome.tier] = _attest(project_root, project, outcome, staged)
+        extras[outcome.tier] = _attest(project, outcome, staged, commit)
     with uninterruptible():  # a signal now waits until dist/gradient/ is consistent again
         for tier, staged in staged_dirs.items():
             old = out_dir / f".old-{token}-{tier}"
@@ -164,18 +167,16 @@ def promote(project_root: Path, out_dir: Path, project: dict[str, str],
         return _commit(project_root, out_dir, project, outcomes, states or {}, current, extras)
 
 
-def _attest(project_root: Path, project: dict[str, str], outcome: Outcome,
-            staged: Path) -> list[dict[str, Any]]:
+def _attest(project: dict[str, str], outcome: Outcome, staged: Path,
+            commit: str | None) -> list[dict[str, Any]]:
     """Write the SBOM and provenance of `outcome` into its staged directory (attest.py):
     the manifest items they become, without their path (it is the tier's)."""
     from .attest import attestations
-    from .provenance import git_commit
 
     items: list[dict[str, Any]] = []
     entry = outcome.entry
     started = time.monotonic()
-    docs = attestations(entry.artifact, entry.key, entry.digests, project,
-                        git_commit(project_root))
+    docs = attestations(entry.artifact, entry.key, entry.digests, project, commit)
     for doc in docs:
         (staged / doc.rel).write_text(doc.text)
         items.append({"tier": outcome.tier, "role": doc.role, "rel": doc.rel,

@@ -1,11 +1,12 @@
-"""The SBOM libraries in a helper process instead of a thread of the build.
+"""The SBOM and provenance libraries in a helper process instead of a thread of the build.
 
-cyclonedx-python-lib, jsonschema and the CycloneDX schema are ~0.2 s of pure-Python imports.
-Loaded in a thread of the build they hold the GIL the build's own Python needs: the native oci
-writer ran 0.25 s instead of 0.10 s beside them. A process loads them on the other core, and
-writes and validates each document there too (`sbom_worker`); the build waits only for the text.
-Anything wrong with the helper (it cannot start, dies, answers nonsense) makes `render` return
-None, and the caller writes the document itself: the helper changes where, never what.
+cyclonedx-python-lib, jsonschema and the CycloneDX schema are ~0.2 s of pure-Python imports,
+in-toto's models and protobuf ~0.05 s more. Loaded in a thread of the build they hold the GIL
+the build's own Python needs: the native oci writer ran 0.25 s instead of 0.10 s beside them.
+A process loads them on the other core, and writes (and validates) each document there too
+(`sbom_worker`); the build waits only for the text. Anything wrong with the helper (it cannot
+start, dies, answers nonsense) makes `render` or `statement` return None, and the caller
+writes the document itself: the helper changes where, never what.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import select
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,10 +52,24 @@ class Helper:
 
     def render(self, components: Sequence[Component], project: dict[str, str], name: str,
                sha256: str, epoch: int) -> str | None:
-        """The document's text from the helper; None when it could not give one."""
-        request = json.dumps({"components": [dataclasses.asdict(c) for c in components],
-                              "project": project, "name": name, "sha256": sha256,
-                              "epoch": epoch}).encode() + b"\n"
+        """The SBOM's text from the helper; None when it could not give one."""
+        return self._ask({"kind": "sbom",
+                          "components": [dataclasses.asdict(c) for c in components],
+                          "project": project, "name": name, "sha256": sha256, "epoch": epoch})
+
+    def statement(self, subjects: Sequence[tuple[str, str]], record: Mapping[str, Any],
+                  key: str, commit: str | None, base_layers: Sequence[str]) -> str | None:
+        """The provenance statement's text from the helper; None when it could not give one
+        (a record that is not plain JSON among the reasons: the build's own copy decides)."""
+        return self._ask({"kind": "provenance", "subjects": [list(s) for s in subjects],
+                          "record": record, "key": key, "commit": commit,
+                          "base_layers": list(base_layers)})
+
+    def _ask(self, fields: dict[str, Any]) -> str | None:
+        try:
+            request = json.dumps(fields, allow_nan=False).encode() + b"\n"
+        except (TypeError, ValueError):  # not plain JSON: written in the build instead
+            return None
         with self._lock:
             proc = self._proc
             if proc is None:
