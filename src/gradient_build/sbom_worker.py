@@ -72,16 +72,11 @@ def warm_render() -> None:
            {"name": "warm", "version": "1"}, "warm", "0" * 64, 0)
 
 
-def load_provenance() -> None:
-    from .provenance import load_libraries
-
-    load_libraries()
-
-
 def main() -> None:
     with contextlib.suppress(OSError, AttributeError):  # behind the build's tools for the CPU
         os.setpriority(os.PRIO_PROCESS, 0, 10)
     from .errors import BuildFailed
+    from .provenance import load_libraries as load_provenance
     from .sbom import load_libraries
 
     load_libraries()
