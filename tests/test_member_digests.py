@@ -81,3 +81,23 @@ def test_a_large_member_next_to_a_small_one_of_the_same_name_is_not_shared() -> 
     outer = hashlib.sha256(image).hexdigest()
     list(scan_bytes("img.tar", image, clean=set(), digest=outer))
     assert member_digests.known(outer, "blobs/sha256/w") is None
+
+
+def test_a_blob_named_by_its_digest_is_not_read_when_its_components_are_remembered() -> None:
+    layer = _layer(b"f")
+    address = hashlib.sha256(layer).hexdigest()
+    image = _image([(f"blobs/sha256/{address}", layer), ("blobs/sha256/plain", layer)])
+    first = read_components("img.tar", io.BytesIO(image), memo=Memo())
+    assert [c.purl for c in first] == ["pkg:pypi/demo@1.0"] * 2
+    # the memo is asked by the blob's name before its bytes are read: a planted answer under
+    # the name of a blob that holds other bytes shows that they were not read (and a blob
+    # whose name is no digest is read, hashed, and missed)
+    planted = Component("python", "planted", "9", "pkg:pypi/planted@9", where="x")
+    named = "a" * 64
+    image = _image([(f"blobs/sha256/{named}", layer), ("blobs/sha256/plain", layer)])
+    memo = Memo()
+    memo.put(named, f"img.tar!blobs/sha256/{named}", [planted])
+    found = read_components("img.tar", io.BytesIO(image), memo=memo)
+    assert sorted(c.name for c in found) == ["demo", "planted"]
+    assert next(c for c in found if c.name == "planted").where == (
+        f"img.tar!blobs/sha256/{named}!x")

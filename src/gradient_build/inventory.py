@@ -263,11 +263,22 @@ def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveRead
                     outer: str = "") -> list[Component]:
     """Every component inside the archive `data` (named `display`), recursively; `outer`
     is the digest of `data` when known (its members' digests may be known then)."""
-    opened = members(data, display, readers,
-                     lambda n: _wanted(n) or (depth < MAX_DEPTH and _nested(n, readers)))
+    found: list[Component] = []
+
+    def want(name: str) -> bool:
+        if _wanted(name):
+            return True
+        if depth >= MAX_DEPTH or not _nested(name, readers):
+            return False
+        remembered = _by_address(name, f"{display}!{name}", memo)
+        if remembered is None:
+            return True
+        found.extend(remembered)  # its components known: its bytes need not be read
+        return False
+
+    opened = members(data, display, readers, want)
     if opened is None:
         return []
-    found: list[Component] = []
     statuses: list[tuple[str, bytes]] = []
     codename = ""
     try:
@@ -288,6 +299,18 @@ def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveRead
     for where, status in statuses:
         found += dpkg_components(status, codename, where)
     return found
+
+
+_BLOB = re.compile(r"(?:\./)?blobs/sha256/([0-9a-f]{64})")
+
+
+def _by_address(name: str, where: str, memo: Memo | None) -> list[Component] | None:
+    """The remembered components of an OCI layout's blob, found by its name: a blob's path is
+    its content's digest by the format's definition (every reader checks it on load, and
+    `gradient verify` loads the image), so a base layer seen before is not read again (36 MB
+    read and hashed: most of an oci SBOM). Only ever a key into the memo, never reported."""
+    found = _BLOB.fullmatch(name)
+    return memo.get(found.group(1), where) if memo is not None and found else None
 
 
 def _component_of(rel: str, where: str, content: bytes, readers: Sequence[ArchiveReader],
