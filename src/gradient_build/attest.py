@@ -86,13 +86,28 @@ def attestations(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]
         if all((artifact.root / rel).is_file() for rel, _ in kept):
             return [Attestation(rel, role, (artifact.root / rel).read_text())
                     for rel, role in kept]
-    record = _record(entry_dir)
     text = sbom_text(artifact, digests, project)
-    subjects = [(rel, digests[rel]["sha256"]) for rel, _ in artifact.files()]
     return [Attestation(sbom_name(artifact.primary), "sbom", text),
             Attestation(provenance_name(artifact.primary), "provenance",
-                        statement(subjects, record, key, commit,
-                                  artifact.texts(Meta.BASE_LAYERS)))]
+                        statement_text(artifact, key, digests, commit))]
+
+
+def statement_text(artifact: Artifact, key: str, digests: dict[str, dict[str, Any]],
+                   commit: str | None) -> str:
+    """The provenance of one cached entry's artifact: made once per commit and kept beside
+    the entry, as its SBOM is (everything else it states is the entry's own: its files'
+    digests, recorded inputs, key and base layers), so a cache hit does not wait for the
+    helper to load in-toto."""
+    entry_dir = artifact.root.parent
+    memo = entry_dir / f"provenance-{__version__}-{commit or 'none'}.intoto.json"
+    with contextlib.suppress(OSError):
+        return memo.read_text()
+    subjects = [(rel, digests[rel]["sha256"]) for rel, _ in artifact.files()]
+    text = statement(subjects, _record(entry_dir), key, commit,
+                     artifact.texts(Meta.BASE_LAYERS))
+    if (entry_dir / "artifact.json").exists():  # a cache entry: kept for the next hit
+        write_text_atomic(memo, text)
+    return text
 
 
 def _record(entry_dir: Path) -> dict[str, Any]:

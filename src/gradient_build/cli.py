@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(replayed)
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    from .cli_args import parse_build
+    from .sbom_helper import helper
+
+    if parse_build(args) is not None:  # a build that is no no-op: the SBOM libraries load
+        helper.start()  # beside it, from the start (the first SBOM waits for their ~0.25 s)
     from . import early
 
     try:
@@ -70,19 +75,15 @@ def _run(args: list[str], started: float) -> None:
     """A plain build command line straight to the build (cli_args), anything else through
     Typer's app; a cold build's wheel is started before either loads."""
     from . import early, noop
+    from .cli_args import parse_build
 
+    direct = parse_build(args)
     with contextlib.suppress(Exception):  # only a head start: the full path decides
         early.start(args)
-    from .cli_args import parse_build
     from .cli_common import state
     from .cli_render import crash_text, error_text
     from .runner import children
 
-    direct = parse_build(args)
-    if direct is not None:  # a build that is no no-op: the SBOM libraries load beside it
-        from .sbom_helper import helper
-
-        helper.start()
     tees = _tee() if noop.eligible(args) else None
     code = 0
     try:

@@ -102,6 +102,7 @@ def render(components: list[Component], project: dict[str, str], artifact_name: 
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component as CdxComponent
     from cyclonedx.model.component import ComponentType
+    from cyclonedx.model.dependency import Dependency
     from cyclonedx.output.json import JsonV1Dot6
 
     root, rest = split_root(components, project.get("name", ""), project.get("version", ""))
@@ -124,10 +125,13 @@ def render(components: list[Component], project: dict[str, str], artifact_name: 
     names: dict[tuple[str, str], list[str]] = {}
     for comp in [root, *rest]:
         names.setdefault((comp.kind, comp.name), []).append(comp.bom_ref)
-    for comp in [root, *rest]:
-        deps = [by_ref[r] for d in comp.depends for r in names.get((comp.kind, d), [])
-                if r != comp.bom_ref]
-        bom.register_dependency(by_ref[comp.bom_ref], deps)
+    graph: dict[str, set[str]] = {}  # what Bom.register_dependency makes, without its scan
+    for comp in [root, *rest]:  # of the whole graph per call (~25 ms for 97 components)
+        graph.setdefault(comp.bom_ref, set()).update(
+            r for d in comp.depends for r in names.get((comp.kind, d), []) if r != comp.bom_ref)
+    bom.dependencies = [Dependency(ref=by_ref[ref].bom_ref,
+                                   dependencies=[Dependency(ref=by_ref[d].bom_ref) for d in deps])
+                        for ref, deps in graph.items()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         text = str(JsonV1Dot6(bom).output_as_string(indent=2)) + "\n"

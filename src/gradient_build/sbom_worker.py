@@ -4,9 +4,9 @@ It loads the CycloneDX libraries and the validator at once, then answers one JSO
 request on stdout: {"text": ...}, {"invalid": why} when the document fails validation, or
 {"error": ...} for anything else (the build then writes the document itself, and meets the
 error there with its traceback). A request is an SBOM or a provenance statement ("kind").
-While no request waits it readies the rest, first things first: one small document written
-and validated (the first one in a process costs ~15-60 ms more: the serializer's and the
-validator's lazy set-up), then in-toto's models. It ends when its stdin closes.
+While no request waits it loads the rest (in-toto's models). No warm-up document: the
+build's first request arrives about when the libraries are loaded, and a warm-up then only
+delays it. It ends when its stdin closes.
 """
 
 from __future__ import annotations
@@ -61,17 +61,6 @@ def answer(request: dict[str, Any]) -> str:
                   int(request["epoch"]))
 
 
-def warm_render() -> None:
-    """The first document's lazy set-up, on a document no build will see."""
-    from .inventory import Component
-    from .sbom import render
-
-    render([Component("python", "warm", "1", "pkg:pypi/warm@1", sha256="0" * 64,
-                      license="MIT", depends=("other",)),
-            Component("deb", "other", "1", "pkg:deb/debian/other@1", license="a license")],
-           {"name": "warm", "version": "1"}, "warm", "0" * 64, 0)
-
-
 def main() -> None:
     with contextlib.suppress(OSError, AttributeError):  # behind the build's tools for the CPU
         os.setpriority(os.PRIO_PROCESS, 0, 10)
@@ -80,7 +69,7 @@ def main() -> None:
     from .sbom import load_libraries
 
     load_libraries()
-    readying: list[Callable[[], None]] = [warm_render, load_provenance]
+    readying: list[Callable[[], None]] = [load_provenance]
     lines = Lines(sys.stdin.fileno())
     while True:
         if readying and not lines.waiting():
