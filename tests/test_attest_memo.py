@@ -52,3 +52,29 @@ def test_a_folder_that_is_no_cache_entry_keeps_nothing(tmp_path: Path) -> None:
     artifact, digests = _entry(tmp_path, cached=False)
     attest.statement_text(artifact, "k" * 64, digests, None)
     assert sorted(p.name for p in (tmp_path / "entry").iterdir()) == ["inputs.json", "out"]
+
+
+def test_a_deferred_sbom_is_kept_beside_its_entry_only_once_settled_valid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradient_build.errors import BuildFailed
+
+    artifact, digests = _entry(tmp_path)
+    project = {"name": "demo", "version": "1.0"}
+    kept = tmp_path / "entry" / f"sbom-{attest.__version__}.cdx.json"
+    text = attest.sbom_text(artifact, digests, project, deferred=True)
+    assert '"name": "demo"' in text and not kept.exists()
+    attest.settle()
+    assert kept.read_text() == text
+
+    other, other_digests = _entry(tmp_path / "two")
+    other_digests[other.primary]["sha256"] = "3" * 64
+    attest.sbom_text(other, other_digests, project, deferred=True)
+
+    def invalid() -> None:
+        raise BuildFailed("the SBOM of x does not validate")
+
+    monkeypatch.setattr(attest, "sbom_settle", invalid)
+    with pytest.raises(BuildFailed):
+        attest.settle()
+    assert not (tmp_path / "two" / "entry" / kept.name).exists()
+    assert ("3" * 64, "demo", "1.0", 1700000000) not in attest._documents  # made again

@@ -146,3 +146,35 @@ def test_a_request_sent_at_once_is_answered_while_the_helper_is_still_readying()
             COMPONENTS, PROJECT, "a.whl", "c" * 64, 0)
     finally:
         fresh.close()
+
+
+BROKEN = [Component("python", "bad", "1", "pkg:pypi/bad@1", sha256="zz")]
+
+
+def test_a_deferred_document_comes_first_and_is_judged_at_settle(helper: Helper) -> None:
+    good = helper.render(COMPONENTS, PROJECT, "a.whl", "c" * 64, 0, defer=True)
+    assert good == sbom.render(COMPONENTS, PROJECT, "a.whl", "c" * 64, 0)
+    assert helper.settle() == []  # valid: nothing left for the caller
+    bad = helper.render(BROKEN, PROJECT, "b.whl", "c" * 64, 0, defer=True)
+    assert bad is not None and '"content": "zz"' in bad  # handed out before it was checked
+    # the helper answers the next request while it checks (the provenance comes next)
+    assert helper.statement([("a", "3" * 64)], RECORD, "k", None, []) is not None
+    with pytest.raises(BuildFailed) as settled:
+        helper.settle()
+    assert "b.whl does not validate against CycloneDX 1.6" in settled.value.message
+    assert helper.settle() == []  # judged once
+
+
+def test_deferred_documents_a_dead_helper_left_unjudged_are_validated_here(
+        helper: Helper, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert helper.render(BROKEN, PROJECT, "b.whl", "c" * 64, 0, defer=True) is not None
+    proc = helper._proc
+    assert proc is not None
+    proc.kill()
+    proc.wait()
+    left = helper.settle()
+    assert [name for name, _ in left] == ["b.whl"]
+    monkeypatch.setattr(sbom, "helper", helper)
+    helper._unchecked = left  # as the build's settle meets them
+    with pytest.raises(BuildFailed, match=r"b\.whl does not validate"):
+        sbom.settle()

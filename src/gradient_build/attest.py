@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from .errors import BuildFailed, GradientError
 from .inventory import Component, Memo
 from .provenance import provenance_name, statement, subject_problems
 from .sbom import ATTESTATION_ROLES, collect, differences, document, sbom_name, validate
+from .sbom import settle as sbom_settle
 from .sources import file_digest
 
 _documents: dict[tuple[str, str, str, int], str] = {}
@@ -120,12 +122,14 @@ def _record(entry_dir: Path) -> dict[str, Any]:
 
 
 def sbom_text(artifact: Artifact, digests: dict[str, dict[str, Any]],
-              project: dict[str, str]) -> str:
+              project: dict[str, str], deferred: bool = False) -> str:
     """The SBOM of one cached entry's artifact: made once and kept beside the entry.
 
     The engine asks for it as soon as the entry is built, on a worker beside the other nodes
     (reading every member of httpie's tarball is ~0.3 s of CPU that would otherwise wait
-    for promotion, after everything else); promotion then finds it made."""
+    for promotion, after everything else); promotion then finds it made. `deferred`: its
+    validation may still be under way, and it is kept beside the entry only once `settle`
+    has seen it valid."""
     entry_dir = artifact.root.parent
     memo = entry_dir / f"sbom-{__version__}.cdx.json"
     sha = digests[artifact.primary]["sha256"]
@@ -138,11 +142,37 @@ def sbom_text(artifact: Artifact, digests: dict[str, dict[str, Any]],
         except OSError:
             known = {rel: str(d["sha256"]) for rel, d in digests.items() if d.get("sha256")}
             text = document(components(artifact, _memo(entry_dir), known), project,
-                            Path(artifact.primary).name, sha, epoch)
+                            Path(artifact.primary).name, sha, epoch, deferred)
             if (entry_dir / "artifact.json").exists():  # a cache entry: kept for the next hit
-                write_text_atomic(memo, text)
+                if deferred:
+                    with _unsettled_lock:
+                        _unsettled.append((seen, memo, text))
+                else:
+                    write_text_atomic(memo, text)
         _documents[seen] = text
     return text
+
+
+_unsettled: list[tuple[tuple[str, str, str, int], Path, str]] = []
+"""Deferred SBOMs (made by the engine's workers) not yet seen valid: not kept until then."""
+_unsettled_lock = threading.Lock()
+
+
+def settle() -> None:
+    """Wait until every deferred SBOM is validated, then keep them beside their entries;
+    BuildFailed (and none kept, none remembered) when one is invalid."""
+    with _unsettled_lock:
+        waiting = list(_unsettled)
+        _unsettled.clear()
+    try:
+        sbom_settle()
+    except GradientError:
+        for seen, _memo_path, _text in waiting:
+            _documents.pop(seen, None)
+        raise
+    for _seen, memo_path, text in waiting:
+        with contextlib.suppress(OSError):  # the entry was pruned meanwhile: nothing to keep
+            write_text_atomic(memo_path, text)
 
 
 def problems(project_root: Path, manifest: dict[str, Any], artifact: Artifact) -> list[str]:

@@ -187,7 +187,8 @@ class Engine:
 
         with contextlib.suppress(Exception):  # promotion makes it again, and reports why not
             sbom_text(built.entry.artifact, built.entry.digests,
-                      {"name": self.project.name, "version": self.project.version})
+                      {"name": self.project.name, "version": self.project.version},
+                      deferred=True)  # validated while the rest runs, settled at promotion
         return verdict, replayed
 
     def _build_node(self, node: Node, key: str, record: dict[str, Any],

@@ -154,11 +154,19 @@ def promote(project_root: Path, out_dir: Path, project: dict[str, str],
     staged_dirs: dict[str, Path] = {}
     extras: dict[str, list[dict[str, Any]]] = {}
     commit = git_commit(project_root) if outcomes else None  # one `git` for every statement
-    for outcome in outcomes:
-        staged = staged_dirs[outcome.tier] = out_dir / f".staging-{token}-{outcome.tier}"
-        for rel, _role in outcome.entry.artifact.files():
-            _place(outcome.entry.artifact.root / rel, staged / rel)
-        extras[outcome.tier] = _attest(project, outcome, staged, commit)
+    try:
+        for outcome in outcomes:
+            staged = staged_dirs[outcome.tier] = out_dir / f".staging-{token}-{outcome.tier}"
+            for rel, _role in outcome.entry.artifact.files():
+                _place(outcome.entry.artifact.root / rel, staged / rel)
+            extras[outcome.tier] = _attest(project, outcome, staged, commit)
+        from .attest import settle
+
+        settle()  # every SBOM validated before any of them is promoted
+    except BaseException:
+        for staged in staged_dirs.values():
+            shutil.rmtree(staged, ignore_errors=True)
+        raise
     with uninterruptible():  # a signal now waits until dist/gradient/ is consistent again
         for tier, staged in staged_dirs.items():
             old = out_dir / f".old-{token}-{tier}"

@@ -86,18 +86,34 @@ def _cdx(comp: Component, root: bool = False) -> Any:
 
 
 def document(components: list[Component], project: dict[str, str], artifact_name: str,
-             artifact_sha256: str, epoch: int) -> str:
+             artifact_sha256: str, epoch: int, deferred: bool = False) -> str:
     """The SBOM's JSON text, validated against the CycloneDX 1.6 schema: from the helper
-    process when one was started for this build (sbom_helper), else written here."""
-    text = helper.render(components, project, artifact_name, artifact_sha256, epoch)
+    process when one was started for this build (sbom_helper), else written here. With
+    `deferred`, the helper's text may come before its validation: `settle` waits for it."""
+    text = helper.render(components, project, artifact_name, artifact_sha256, epoch,
+                         defer=deferred)
     if text is not None:
         return text
     return render(components, project, artifact_name, artifact_sha256, epoch)
 
 
+def settle() -> None:
+    """Every deferred document validated: BuildFailed names the first invalid one."""
+    for name, text in helper.settle():  # the helper died before it could say
+        validate(text, name)
+
+
 def render(components: list[Component], project: dict[str, str], artifact_name: str,
            artifact_sha256: str, epoch: int) -> str:
     """The document written and validated in this process."""
+    text = unchecked(components, project, artifact_name, artifact_sha256, epoch)
+    validate(text, artifact_name)
+    return text
+
+
+def unchecked(components: list[Component], project: dict[str, str], artifact_name: str,
+              artifact_sha256: str, epoch: int) -> str:
+    """The document, not yet validated."""
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component as CdxComponent
@@ -134,9 +150,7 @@ def render(components: list[Component], project: dict[str, str], artifact_name: 
                         for ref, deps in graph.items()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        text = str(JsonV1Dot6(bom).output_as_string(indent=2)) + "\n"
-    validate(text, artifact_name)
-    return text
+        return str(JsonV1Dot6(bom).output_as_string(indent=2)) + "\n"
 
 
 @functools.cache

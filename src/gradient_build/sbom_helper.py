@@ -39,6 +39,7 @@ class Helper:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._tried = False
+        self._unchecked: list[tuple[str, str]] = []
 
     def start(self) -> bool:
         """Start the process (once); False when it cannot run here."""
@@ -51,11 +52,27 @@ class Helper:
             return self._proc is not None
 
     def render(self, components: Sequence[Component], project: dict[str, str], name: str,
-               sha256: str, epoch: int) -> str | None:
-        """The SBOM's text from the helper; None when it could not give one."""
-        return self._ask({"kind": "sbom",
+               sha256: str, epoch: int, defer: bool = False) -> str | None:
+        """The SBOM's text from the helper; None when it could not give one. With `defer`
+        the text comes before its validation, which `settle` then waits for."""
+        text = self._ask({"kind": "sbom",
                           "components": [dataclasses.asdict(c) for c in components],
-                          "project": project, "name": name, "sha256": sha256, "epoch": epoch})
+                          "project": project, "name": name, "sha256": sha256, "epoch": epoch,
+                          "defer": defer})
+        if text is not None and defer:
+            with self._lock:
+                self._unchecked.append((name, text))
+        return text
+
+    def settle(self) -> list[tuple[str, str]]:
+        """Wait for the validation of every deferred document: raises BuildFailed for an
+        invalid one; returns the (name, text) of those the helper could not vouch for (it
+        died meanwhile), for the caller to validate itself."""
+        with self._lock:
+            unchecked, self._unchecked = self._unchecked, []
+        if not unchecked:
+            return []
+        return [] if self._ask({"kind": "settle"}) is not None else unchecked
 
     def statement(self, subjects: Sequence[tuple[str, str]], record: Mapping[str, Any],
                   key: str, commit: str | None, base_layers: Sequence[str]) -> str | None:
