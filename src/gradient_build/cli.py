@@ -44,12 +44,13 @@ def main(argv: list[str] | None = None) -> None:
     from .cli_args import parse_build
     from .sbom_helper import helper
 
-    if parse_build(args) is not None:  # a build that is no no-op: the SBOM libraries load
-        helper.start()  # beside it, from the start (the first SBOM waits for their ~0.25 s)
+    direct = parse_build(args)
+    if direct is not None:  # a build that is no no-op: the SBOM libraries load beside it,
+        helper.start()  # from the start (the first SBOM waits for their ~0.25 s)
     from . import early
 
     try:
-        _run(args, started)  # it ends in SystemExit, with the command's code
+        _run(args, started, direct)  # it ends in SystemExit, with the command's code
     except SystemExit as done:
         if argv is not None or not isinstance(done.code, int):  # a caller's process
             raise
@@ -71,13 +72,11 @@ def _exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _run(args: list[str], started: float) -> None:
+def _run(args: list[str], started: float, direct: BuildArgs | None) -> None:
     """A plain build command line straight to the build (cli_args), anything else through
     Typer's app; a cold build's wheel is started before either loads."""
     from . import early, noop
-    from .cli_args import parse_build
 
-    direct = parse_build(args)
     with contextlib.suppress(Exception):  # only a head start: the full path decides
         early.start(args)
     from .cli_common import state
