@@ -301,16 +301,12 @@ def read_components(display: str, data: IO[bytes], readers: Sequence[ArchiveRead
     return found
 
 
-_BLOB = re.compile(r"(?:\./)?blobs/sha256/([0-9a-f]{64})")
-
-
 def _by_address(name: str, where: str, memo: Memo | None) -> list[Component] | None:
-    """The remembered components of an OCI layout's blob, found by its name: a blob's path is
-    its content's digest by the format's definition (every reader checks it on load, and
-    `gradient verify` loads the image), so a base layer seen before is not read again (36 MB
-    read and hashed: most of an oci SBOM). Only ever a key into the memo, never reported."""
-    found = _BLOB.fullmatch(name)
-    return memo.get(found.group(1), where) if memo is not None and found else None
+    """The remembered components of an OCI layout's blob, found by its name
+    (member_digests.addressed): a base layer seen before is not read again (36 MB read and
+    hashed: most of an oci SBOM)."""
+    digest = member_digests.addressed(name)
+    return memo.get(digest, where) if memo is not None and digest else None
 
 
 def _component_of(rel: str, where: str, content: bytes, readers: Sequence[ArchiveReader],

@@ -10,6 +10,7 @@ could meet the other content under that name.
 
 from __future__ import annotations
 
+import re
 import threading
 
 LIMIT = 512
@@ -37,3 +38,17 @@ def known(outer: str, where: str) -> str | None:
         return None
     with _lock:
         return _known.get((outer, where))
+
+
+_BLOB = re.compile(r"(?:\./)?blobs/sha256/([0-9a-f]{64})")
+
+
+def addressed(name: str) -> str | None:
+    """The digest an OCI layout member's path names (`blobs/sha256/<hex>`), else None.
+
+    A blob's path is its content's digest by the format's definition: every reader (docker
+    load, umoci, skopeo) checks it on load, and `gradient verify` loads the image. So a base
+    layer seen before is known by its name, not by reading and hashing 36 MB again. Only
+    ever a key for what was remembered of those bytes, never reported as their digest."""
+    found = _BLOB.fullmatch(name)
+    return found.group(1) if found else None
