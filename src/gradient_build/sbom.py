@@ -153,25 +153,39 @@ def unchecked(components: list[Component], project: dict[str, str], artifact_nam
         return str(JsonV1Dot6(bom).output_as_string(indent=2)) + "\n"
 
 
+UNUSED_FORMATS = {"isoduration": "duration", "webcolors": "color", "fqdn": "hostname",
+                  "idna": "idn-hostname", "jsonpointer": "json-pointer",
+                  "uri_template": "uri-template"}
+"""Libraries jsonschema imports for formats no CycloneDX schema uses (tests/test_sbom_formats
+checks the bundled schemas): ~25 ms of the helper's loading, which the first SBOM waits for."""
+
+
 @functools.cache
 def _validator() -> Any:
     """The validator, made once per process (~0.1 s); a document then takes milliseconds.
 
     jsonschema imports rfc3987_syntax whenever it is installed (cyclonedx's extra brings
     it), and that import compiles 39 lark grammars: 0.9 s of every build, for the "iri"
-    formats alone. It is kept out while jsonschema loads; the schema's structure, types,
-    enums, patterns and every other format are still checked."""
+    formats alone. It is kept out while jsonschema loads, with the libraries of formats the
+    schema never names (UNUSED_FORMATS); the schema's structure, types, enums, patterns
+    and every other format are still checked."""
     from cyclonedx.schema import SchemaVersion
 
-    blocked = "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules
-    if blocked:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # an ImportError
-    try:
-        from cyclonedx.validation.json import JsonStrictValidator
-    finally:
-        if blocked:
-            del sys.modules["rfc3987_syntax"]
+    with _validator_lock:
+        blocked = ([] if "jsonschema" in sys.modules else
+                   [m for m in ("rfc3987_syntax", *UNUSED_FORMATS) if m not in sys.modules])
+        for name in blocked:
+            sys.modules[name] = None  # type: ignore[assignment]  # an ImportError
+        try:
+            from cyclonedx.validation.json import JsonStrictValidator
+        finally:
+            for name in blocked:
+                del sys.modules[name]
     return JsonStrictValidator(SchemaVersion.V1_6)
+
+
+_validator_lock = threading.Lock()
+"""One thread at a time installs and removes the blocks (the helper's checks run in one)."""
 
 
 _warming: list[threading.Thread] = []
