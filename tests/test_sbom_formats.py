@@ -44,3 +44,13 @@ def test_a_bad_date_time_still_fails_validation() -> None:
         raise AssertionError("a bad date-time validated")
     good = doc | {"metadata": {"timestamp": "2026-12-06T00:00:00Z"}}
     validate(json.dumps(good), "x")
+
+
+def test_the_names_are_normalised_as_packaging_does() -> None:
+    from packaging.utils import canonicalize_name as reference
+
+    from gradient_build.inventory import canonicalize_name
+
+    for name in ("Foo.Bar", "foo__bar", "A-_.-b", "zope.interface", "ruamel.yaml.clib",
+                 "Django", "-a-", "typing_extensions"):
+        assert canonicalize_name(name) == reference(name), name

@@ -28,9 +28,6 @@ from email.parser import BytesHeaderParser
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from . import inflate, member_digests
 from .artifact import ArchiveReader
 from .atomic import write_text_atomic
@@ -82,12 +79,23 @@ def _short_license(text: str | None) -> str:
     return line if line and "\n" not in line and len(line) <= 80 else ""
 
 
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def canonicalize_name(name: str) -> str:
+    """A project name as PEP 503 normalises it (packaging.utils.canonicalize_name, whose
+    module imports packaging.tags: ~10 ms of the helper's and the build's start-up)."""
+    return _SEPARATORS.sub("-", name).lower()
+
+
 def dist_component(metadata: bytes, where: str = "") -> Component | None:
     """A Python distribution from the bytes of its METADATA (or PKG-INFO) file."""
     headers = BytesHeaderParser().parsebytes(metadata)
     name, version = headers.get("Name"), headers.get("Version")
     if not name or not version:
         return None
+    from packaging.requirements import InvalidRequirement, Requirement  # ~10 ms: read a dist
+
     requires: set[str] = set()
     for text in headers.get_all("Requires-Dist") or []:
         try:

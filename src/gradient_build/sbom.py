@@ -21,12 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from . import __version__
 from .artifact import ArchiveReader, Artifact, Role
 from .errors import BuildFailed
-from .inventory import Component, Memo, purl, read_file, unique
+from .inventory import Component, Memo, canonicalize_name, purl, read_file, unique
 from .sbom_helper import helper
 
 ATTESTATION_ROLES = (Role.SBOM, Role.PROVENANCE)
