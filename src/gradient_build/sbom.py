@@ -179,7 +179,13 @@ def _validator() -> Any:
         finally:
             for name in blocked:
                 del sys.modules[name]
-    return JsonStrictValidator(SchemaVersion.V1_6)
+    from .unique_items import faster
+
+    validator = JsonStrictValidator(SchemaVersion.V1_6)
+    with contextlib.suppress(AttributeError):  # the jsonschema validator it makes, swapped
+        inner = "_BaseJsonValidator__validator"  # for one with a linear uniqueItems
+        setattr(validator, inner, faster(validator._validator))
+    return validator
 
 
 _validator_lock = threading.Lock()
