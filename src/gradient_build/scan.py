@@ -75,6 +75,11 @@ def _is_secret_name(name: str) -> str | None:
     return None
 
 
+def _named(where: str, name: str | None = None) -> list[Finding]:
+    """The finding `name` (default: `where`) gives by its name alone, at `where`."""
+    return [Finding(where, w) for w in [_is_secret_name(where if name is None else name)] if w]
+
+
 def _reader(name: str, readers: Sequence[ArchiveReader]) -> ArchiveReader | None:
     return next((r for r in readers if name.endswith(r.suffixes)), None)
 
@@ -163,7 +168,7 @@ def _scan_archive(name: str, data: IO[bytes], depth: int, clean: set[str] | None
         inner = f"{name}!{member}"
         (twice if member in names else names).add(member)
         if data_of is None:
-            findings += [Finding(inner, w) for w in [_is_secret_name(member)] if w]
+            findings += _named(inner, member)
             continue
         inner_digest = None
         if (depth == 0 and digest and len(data_of) >= MEMO_MIN
@@ -189,7 +194,7 @@ def scan_bytes_allowed(display: str, content: bytes, allow: list[str],
     """Secrets in `content` of a file already read, skipping `allow` patterns; and whether
     there was any finding at all before the allow-list (a file without is clean for any)."""
     if len(content) > MAX_SCANNED and not is_archive(display, readers):
-        found = [Finding(display, w) for w in [_is_secret_name(display)] if w]
+        found = _named(display)
     else:
         found = list(scan_bytes(display, content, clean=clean, readers=readers, digest=digest))
     return _allowed(found, allow), bool(found)
@@ -208,13 +213,11 @@ def scan_file(display: str, path: str, allow: list[str], clean: set[str] | None 
         head = f.read(MAX_SCANNED + 1)
         if len(head) > MAX_SCANNED and not (display.endswith(ARCHIVE_SUFFIXES)
                                             or _reader(display, readers)):
-            findings = [Finding(display, w) for w in [_is_secret_name(display)] if w]
+            findings = _named(display)
         else:
             content = head + f.read()
             findings = list(scan_bytes(display, content, clean=clean, readers=readers))
-    return [f for f in findings
-            if not any(fnmatch.fnmatch(f.where.split("!")[-1], pat) or fnmatch.fnmatch(f.where, pat)
-                       for pat in allow)]
+    return _allowed(findings, allow)
 
 
 def scan_artifact(root: Path, rels: list[str], allow: list[str], clean: set[str],
@@ -228,10 +231,11 @@ def scan_artifact(root: Path, rels: list[str], allow: list[str], clean: set[str]
         path = root / rel
         if not path.is_file():
             raise FileNotFoundError(rel)
-        if path.stat().st_size > MAX_SCANNED and not is_archive(rel, readers):
+        size = path.stat().st_size
+        if size > MAX_SCANNED and not is_archive(rel, readers):
             digests[rel] = file_digest(path)  # a disk image: its name is what is scanned
             findings, raw = scan_file(rel, str(path), allow), True
-        elif path.stat().st_size >= STREAM_MIN and is_archive(rel, readers):
+        elif size >= STREAM_MIN and is_archive(rel, readers):
             digests[rel] = digest = file_digest(path)
             if digest in clean:
                 continue
@@ -258,7 +262,7 @@ def _scan_large_archive(rel: str, path: Path, clean: set[str],
     with path.open("rb") as f:
         head = f.read(4)
         f.seek(0)
-        findings = [Finding(rel, w) for w in [_is_secret_name(rel)] if w]
+        findings = _named(rel)
         if _looks_like_archive(rel, head, readers):
             found, opened = _scan_archive(rel, f, 0, clean, readers, digest)
             if opened:
