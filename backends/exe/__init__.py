@@ -48,6 +48,7 @@ from .freeze import (
     build_env,
     entry_script,
     installed_dists,
+    pyinstaller_cache,
     resolve_datas,
     safe_name,
     unpack_binaries,
@@ -161,7 +162,8 @@ class ExeBackend(Backend[ExeOptions]):
             cmd += ["--exclude-module", module]
         if options.strip:
             cmd.append("--strip")
-        ctx.run([*cmd, main], cwd=ctx.work, what=f"pyinstaller --{options.mode}")
+        with pyinstaller_cache(ctx):
+            ctx.run([*cmd, main], cwd=ctx.work, what=f"pyinstaller --{options.mode}")
         others = sorted(set(scripts) - {name})
         if options.mode == "onefile":
             return self._onefile(ctx, name, others)

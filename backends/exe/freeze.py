@@ -9,14 +9,18 @@ PyInstaller's, and nothing else gradient happens to have installed (an app's opt
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import csv
 import glob
+import hashlib
 import io
 import os
 import re
 import sys
 import sysconfig
 import zipfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +29,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from gradient_build.backend import BuildContext, BuildFailed
-from gradient_build.helpers import import_lines, installer
+from gradient_build.helpers import exclusive, import_lines, installer, remove_tree
 
 if TYPE_CHECKING:
     from . import ExeOptions
@@ -90,6 +94,35 @@ def build_env(ctx: BuildContext[ExeOptions], app_wheel: Path, wheelhouses: list[
     tools = link_tools(ctx.work / "pyinstaller-tools")
     (site / "_gradient_pyinstaller.pth").write_text(f"{tools}\n")
     return python
+
+
+@contextlib.contextmanager
+def pyinstaller_cache(ctx: BuildContext[ExeOptions]) -> Iterator[None]:
+    """PyInstaller's config directory to this build alone while PyInstaller runs.
+
+    Its bincache (the stripped copies of collected libraries) is updated in place with no
+    locking: its index.dat is rewritten after each binary, so a second PyInstaller reading it
+    meanwhile finds it empty and fails with "bincache may be corrupted" (pyinstaller#5195,
+    #2210). Two gradient runs on one machine share the directory, so they take turns. A
+    bincache of our own whose index an interrupted run left unreadable is dropped before the
+    run; a directory the user named (PYINSTALLER_CONFIG_DIR) is theirs, left to them."""
+    config = Path(ctx.env["PYINSTALLER_CONFIG_DIR"])
+    tag = hashlib.sha256(str(config.resolve()).encode()).hexdigest()[:16]
+    with exclusive(ctx.cache_dir / "locks" / f"pyinstaller-{tag}.lock"):
+        if config.resolve().is_relative_to(ctx.cache_dir.resolve()):
+            for index in sorted(config.glob("bincache*/**/index.dat")):
+                if not readable_index(index):
+                    remove_tree(index.parent)
+        yield
+
+
+def readable_index(index: Path) -> bool:
+    """Whether PyInstaller can load this bincache index (it eval()s a pprint'ed dict)."""
+    try:
+        return isinstance(ast.literal_eval(index.read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError, SyntaxError, UnicodeDecodeError, MemoryError,
+            RecursionError):
+        return False
 
 
 def installed_dists(python: Path) -> list[str]:

@@ -17,12 +17,13 @@ from .config import Config
 from .errors import BuildFailed, GradientError, SecretFound, VerifyFailed
 from .events import Emit, Event
 from .graph import Node, explain, key_inputs, project_id, resolve, verify_key
-from .outputs import locked, promote
+from .outputs import promote
 from .project import Project
 from .runner import Runner, tail, tool_environment
 from .sandbox import Sandbox
 from .sbom import warm_in_background
 from .schedule import Built, Report, run_graph
+from .shared_dirs import exclusive
 from .smoke import smoke_for
 
 
@@ -113,7 +114,7 @@ class Engine:
         report = Report()
         run_graph(self, nodes, report, skip_missing=skip_missing)
         if report.outcomes and not (self.atomic and report.failures):
-            with locked(self.cache.root / "locks" / f"{self.pid}.lock"):
+            with exclusive(self.cache.root / "locks" / f"{self.pid}.lock"):
                 ordered = [report.outcomes[n.id] for n in nodes if n.id in report.outcomes]
                 report.manifest = promote(self.project.root, self.out_dir,
                                           {"name": self.project.name,

@@ -21,6 +21,7 @@ import; the modules these come from are internal. Grouped by what they are for:
   `elf_interpreter` (PT_INTERP), `glibc_floor` (the newest GLIBC_x.y needed), `lddtree` and
   `elf_walk` (the shared libraries a binary loads, resolved the way the loader does);
 - shared directories under gradient's cache: `build_once` (fill beside, rename in),
+  `exclusive` (one process at a time, for a directory a tool updates in place),
   `remove_tree` (unmounting what an interrupted debootstrap left);
 - OS packages (deb, rpm): `package_name`, `package_version` (PEP 440 -> the `~`/`+` forms
   dpkg and rpm sort alike), `PackageOptions` (the tables' shared options), `build_os_package`
@@ -66,7 +67,7 @@ from .pyenv import (
 )
 from .runner import PASSED_THROUGH, tail
 from .sandbox import minimal_env
-from .shared_dirs import build_once, remove_tree
+from .shared_dirs import build_once, exclusive, remove_tree
 from .smoke import command_in_env, entry_code
 from .sources import file_digest
 from .tools import UV, uv_path
@@ -92,6 +93,7 @@ __all__ = [
     "elf_interpreter",
     "elf_walk",
     "entry_code",
+    "exclusive",
     "fetch_wheelhouse",
     "file_digest",
     "find_paths",

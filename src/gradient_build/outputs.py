@@ -11,7 +11,6 @@ dist/gradient/ must not change the cached entry.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import fcntl
@@ -22,7 +21,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,17 +55,6 @@ class Outcome:
         if self.verdict is None:
             return "built"
         return "verified" if self.verdict.verified else "checked"
-
-
-@contextlib.contextmanager
-def locked(lock_file: Path) -> Iterator[None]:
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int): share the blocks, copy on write

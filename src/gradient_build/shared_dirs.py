@@ -1,15 +1,19 @@
 """Directories a tier builds once and keeps under gradient's cache (a debootstrap userspace, a
 base image): filled in a temp folder beside their place and renamed in, so a reader never
-sees half of one and two builds racing for it waste work but never break it."""
+sees half of one and two builds racing for it waste work but never break it. A directory a
+tool updates in place (PyInstaller's bincache) cannot be renamed in: `exclusive` gives it to
+one process at a time instead."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 STALE = 24 * 3600  # a temp folder this old was left by an interrupted build
@@ -37,6 +41,19 @@ def build_once(final: Path, fill: Callable[[Path], None], *, mode: int | None = 
                 raise
     finally:
         remove_tree(tmp)
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` for the block, waiting for any other process
+    (another gradient run on this machine) that holds it; the kernel drops it if we die."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def remove_tree(path: Path) -> None:
