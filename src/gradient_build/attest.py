@@ -125,18 +125,27 @@ def sbom_text(artifact: Artifact, digests: dict[str, dict[str, Any]],
               project: dict[str, str], deferred: bool = False) -> str:
     """The SBOM of one cached entry's artifact: made once and kept beside the entry.
 
-    The engine asks for it as soon as the entry is built, on a worker beside the other nodes
-    (reading every member of httpie's tarball is ~0.3 s of CPU that would otherwise wait
-    for promotion, after everything else); promotion then finds it made. `deferred`: its
-    validation may still be under way, and it is kept beside the entry only once `settle`
-    has seen it valid."""
+    The engine starts it as soon as the entry is built (`sbom_soon`), on a thread beside the
+    other nodes and then beside promotion's copying (reading every member of httpie's
+    tarball is ~0.3 s of CPU; the oci SBOM is ~50 ms in the helper); promotion then finds it
+    made, or waits for that same making. `deferred`: its validation may still be under way,
+    and it is kept beside the entry only once `settle` has seen it valid."""
     entry_dir = artifact.root.parent
     memo = entry_dir / f"sbom-{__version__}.cdx.json"
     sha = digests[artifact.primary]["sha256"]
     epoch = int(_record(entry_dir).get("epoch") or 0)
     seen = (sha, project.get("name", ""), project.get("version", ""), epoch)
-    text = _documents.get(seen)
-    if text is None:
+    while True:
+        with _making_lock:
+            text = _documents.get(seen)
+            if text is not None:
+                return text
+            busy = _making.get(seen)
+            if busy is None:
+                _making[seen] = threading.Event()
+                break
+        busy.wait()  # made on another thread; if that failed, made here after all
+    try:
         try:
             text = memo.read_text()
         except OSError:
@@ -150,7 +159,40 @@ def sbom_text(artifact: Artifact, digests: dict[str, dict[str, Any]],
                 else:
                     write_text_atomic(memo, text)
         _documents[seen] = text
-    return text
+        return text
+    finally:
+        with _making_lock:
+            _making.pop(seen).set()
+
+
+_making: dict[tuple[str, str, str, int], threading.Event] = {}
+"""SBOMs being made right now, each by one thread: another asking for it waits for that one."""
+_making_lock = threading.Lock()
+_soon: list[threading.Thread] = []
+
+
+def sbom_soon(artifact: Artifact, digests: dict[str, dict[str, Any]],
+              project: dict[str, str]) -> None:
+    """Start the SBOM of a just-built entry on a thread of its own, so neither the graph
+    nor promotion's staging waits for it; a failure here is left for promotion to meet
+    again, and report."""
+    def make() -> None:
+        with contextlib.suppress(Exception):
+            sbom_text(artifact, digests, project, deferred=True)
+
+    thread = threading.Thread(target=make, name="sbom", daemon=True)
+    with _making_lock:
+        _soon.append(thread)
+    thread.start()
+
+
+def sbom_done() -> None:
+    """Wait for every SBOM `sbom_soon` started (a build that promotes nothing, say), so none
+    is left running into the interpreter's exit."""
+    with _making_lock:
+        threads, _soon[:] = list(_soon), []
+    for thread in threads:
+        thread.join()
 
 
 _unsettled: list[tuple[tuple[str, str, str, int], Path, str]] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import threading
 import time
@@ -132,6 +131,9 @@ class Engine:
                         self.emit(Event("delivered", node.tier, str(path)))
             if delivered:  # the next scan must not take them for new sources
                 self.cache.record_delivered(self.pid, delivered)
+        from .attest import sbom_done
+
+        sbom_done()  # those of outcomes not promoted, before their entries may be pruned
         if any(not o.cached for o in report.outcomes.values()):
             self.cache.prune(max_size())
         return report
@@ -180,16 +182,14 @@ class Engine:
 
     def _verify_phase(self, node: Node, built: Built,
                       inputs: dict[str, Entry]) -> tuple[Verdict | None, bool]:
-        """The node's verification (when on), then its SBOM: both on a worker beside the
-        nodes still building, where the SBOM's reading would otherwise wait for promotion."""
+        """The node's verification (when on), on a worker beside the nodes still building,
+        then its SBOM started on a thread of its own, which promotion's copying overlaps."""
         verdict, replayed = (self._verify_node(node, built.key, built.entry, inputs)
                              if self.verify_enabled else (None, False))
-        from .attest import sbom_text
+        from .attest import sbom_soon
 
-        with contextlib.suppress(Exception):  # promotion makes it again, and reports why not
-            sbom_text(built.entry.artifact, built.entry.digests,
-                      {"name": self.project.name, "version": self.project.version},
-                      deferred=True)  # validated while the rest runs, settled at promotion
+        sbom_soon(built.entry.artifact, built.entry.digests,  # settled at promotion
+                  {"name": self.project.name, "version": self.project.version})
         return verdict, replayed
 
     def _build_node(self, node: Node, key: str, record: dict[str, Any],
