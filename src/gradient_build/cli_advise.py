@@ -165,8 +165,7 @@ def init(
 
 def show_advice(advice: Any) -> None:
     """The facts with where each came from, the walk, the alternatives, what would change."""
-    from rich.markup import escape
-
+    from .cli_console import escape
     from .cli_summary import out_console as out
 
     for note in advice.notes:

@@ -1,4 +1,5 @@
-"""Terminal and CI rendering of the core's events: rich in a terminal, JSON lines in CI."""
+"""Terminal and CI rendering of the core's events: rich in a terminal, plain lines when piped,
+JSON lines in CI."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TextIO
 
-from rich.console import Console
-from rich.markup import escape
-
+from .cli_console import Console, escape
 from .errors import GradientError
 from .events import Event
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True)
+out_console = Console()
 
 
 VERBOSE_HINT = "(run with -v, or --log-format json, for the traceback)"
@@ -93,7 +92,7 @@ class Renderer:
 
             self.progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[tier]:8}"),
                                      TextColumn("{task.description}"), TimeElapsedColumn(),
-                                     console=err_console, transient=True)
+                                     console=err_console.rich(), transient=True)
 
     @property
     def plain(self) -> bool:

@@ -11,12 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from .cli_console import Console, cell_len, escape, plain
 
-out_console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console()
+err_console = Console(stderr=True)
 
 
 def human_size(n: int) -> str:
@@ -40,17 +38,15 @@ def _state(outcome: Any) -> str:
 
 def _lines(rows: list[tuple[str, str, str, str]]) -> list[str]:
     """Aligned rows that never wrap a path (a CI log is not 80 columns wide)."""
-    from rich.text import Text
-
     aligned = [r for r in rows if r[2] or r[3]]  # a skip's long reason pads nothing else
-    widths = [max((Text.from_markup(r[i]).cell_len for r in rows), default=0) for i in range(3)]
-    widths[1] = max((Text.from_markup(r[1]).cell_len for r in aligned), default=0)
+    widths = [max((cell_len(plain(r[i])) for r in rows), default=0) for i in range(3)]
+    widths[1] = max((cell_len(plain(r[1])) for r in aligned), default=0)
     lines = []
     for tier, state, took, where in rows:
         if not (took or where):
             lines.append(f"  {tier:{widths[0]}}  {state}")
             continue
-        pad = widths[1] - Text.from_markup(state).cell_len
+        pad = widths[1] - cell_len(plain(state))
         lines.append(f"  {tier:{widths[0]}}  {state}{' ' * pad}  {took:>{widths[2]}}  "
                      f"{where}".rstrip())
     return lines
@@ -130,6 +126,8 @@ def show_plan(items: list[dict[str, Any]], epoch: dict[str, Any] | None = None) 
         day = datetime.fromtimestamp(epoch["value"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         out_console.print(f"SOURCE_DATE_EPOCH {epoch['value']} ({day}), from "
                           f"{escape(epoch['source'])}")
+    from rich.table import Table
+
     table = Table()
     for col in ("node", "needs", "status", "why"):
         table.add_column(col, overflow="fold")
@@ -155,6 +153,8 @@ def _version_text(tool: dict[str, Any]) -> str:
 
 
 def show_tiers(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
     table = Table()
     for col in ("tier", "artifact", "target must provide", "tools", "verifies with"):
         table.add_column(col, overflow="fold")
