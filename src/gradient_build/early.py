@@ -67,6 +67,13 @@ class _Early:
 
 _lock = threading.Lock()
 _pending: dict[str, _Early] = {}
+_scanned: dict[tuple[str, frozenset[str]], SourceTree] = {}
+
+
+def scanned(root: Path, exclude: set[str]) -> SourceTree | None:
+    """The source tree `start` scanned for this project a moment ago, handed over once: the
+    session then does not hash every source file a second time (~7 ms on a small project)."""
+    return _scanned.pop((str(root.resolve()), frozenset(exclude)), None)
 
 
 def _options(argv: list[str]) -> dict[str, list[str]] | None:
@@ -110,7 +117,9 @@ def start(argv: list[str]) -> bool:
     if not is_buildable(root):
         return False  # a single module reads no metadata
     cache = Cache(cache_dir)
-    tree = scan(root, exclude=set(cache.delivered(project_id(root))))
+    exclude = set(cache.delivered(project_id(root)))
+    tree = scan(root, exclude=exclude)
+    _scanned[(str(root.resolve()), frozenset(exclude))] = tree
     named = _named_tiers(argv, opts, raw)
     alone = named == {"sdist"}  # its metadata is what its own sdist states (stated.py)
     if is_cached(cache.root, tree.digest, sdist_alone=alone):
