@@ -100,3 +100,22 @@ def test_no_import_cycles() -> None:
         if node not in state:
             visit(node, [])
     assert cycles == []
+
+
+def test_the_helpers_named_for_type_checkers_are_the_ones_loaded_on_use() -> None:
+    """helpers.py imports its names lazily (a backend's import then pays only for what it
+    names): the typed imports, the lazy table and __all__ must list the same objects."""
+    import importlib
+
+    import gradient_build.helpers as helpers
+
+    typed: dict[str, tuple[str, str]] = {}
+    tree = ast.parse((CORE / "helpers.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            typed |= {a.asname or a.name: (node.module, a.name) for a in node.names}
+    assert typed == helpers._WHERE
+    assert sorted(helpers.__all__) == sorted(typed)
+    for name, (module, original) in typed.items():
+        value = getattr(helpers, name)
+        assert value is getattr(importlib.import_module(f"gradient_build.{module}"), original)

@@ -39,8 +39,6 @@ from gradient_build.backend import (
 )
 from gradient_build.helpers import entry_code, minimal_env, tail, venv_prefix
 
-from .meta import Plan, plan_package, read_wheel
-from .recipe import header, recipe, to_yaml
 from .repack import repack, tar_zst_members
 
 STEPS = f"{__name__}.steps"
@@ -87,6 +85,9 @@ class CondaBackend(Backend[CondaOptions]):
     cost = 4.0
 
     def build(self, ctx: BuildContext[CondaOptions]) -> Artifact:
+        from .meta import plan_package, read_wheel  # packaging's markers: ~15 ms, build only
+        from .recipe import header, recipe, to_yaml
+
         options = ctx.options
         wheel = ctx.inputs["wheel"]
         main = read_wheel(wheel.path)
@@ -287,4 +288,4 @@ def _link_or_copy(source: str, dest: str) -> None:
         shutil.copy2(source, dest)
 
 
-__all__ = ["CondaBackend", "CondaOptions", "Plan"]
+__all__ = ["CondaBackend", "CondaOptions"]

@@ -25,9 +25,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-
 from gradient_build.backend import BuildContext, BuildFailed
 from gradient_build.helpers import exclusive, import_lines, installer, remove_tree
 
@@ -39,6 +36,9 @@ TOOL_DISTS = ("pyinstaller", "pyinstaller-hooks-contrib")
 
 def tool_closure(roots: tuple[str, ...] = TOOL_DISTS) -> list[metadata.Distribution]:
     """The installed distributions PyInstaller needs on this interpreter (its requirements)."""
+    from packaging.requirements import Requirement  # ~10 ms: when the exe tier is keyed
+    from packaging.utils import canonicalize_name
+
     seen: dict[str, metadata.Distribution] = {}
     todo = list(roots)
     while todo:

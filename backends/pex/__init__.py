@@ -33,8 +33,6 @@ from gradient_build.backend import (
 )
 from gradient_build.helpers import minimal_env, venv_prefix
 
-from .interpreters import NoInterpreter, admits, candidates, combine, probe, tag_constraints
-
 Shebang = Literal["sh-boot", "absolute", "env"]
 
 
@@ -115,6 +113,8 @@ class PexBackend(Backend[PexOptions]):
 
     def verify_environment(self, options: PexOptions) -> dict[str, JSON]:
         """The Pythons a verification may run the pex under (paths only: cheap)."""
+        from .interpreters import candidates  # packaging's specifiers: at use, not import
+
         return {"interpreters": candidates(getattr(options, "interpreters", []))}
 
     def verify(self, ctx: VerifyContext[PexOptions], artifact: Artifact) -> Verdict:
@@ -153,6 +153,8 @@ class PexBackend(Backend[PexOptions]):
         """The smoke again under each Python here that the pex's constraints admit, forced
         with `/abs/python3.X app.pex` and PEX_PYTHON, under a bare `env -i`: a pex is only
         verified for the interpreters it was seen to run on."""
+        from .interpreters import admits, candidates, probe
+
         constraints = artifact.texts("interpreter_constraints")
         found = probe(candidates(ctx.options.interpreters))
         ran: list[dict[str, Any]] = []
@@ -180,6 +182,8 @@ class PexBackend(Backend[PexOptions]):
 def pex_constraints(ctx: BuildContext[PexOptions], options: PexOptions,
                     wheels: list[Path]) -> list[str]:
     """The user's constraints (else requires-python) narrowed to what the wheels' tags allow."""
+    from .interpreters import NoInterpreter, combine, tag_constraints
+
     bases = options.interpreter_constraints or (
         [ctx.project.requires_python] if ctx.project.requires_python else [])
     try:

@@ -35,42 +35,118 @@ import; the modules these come from are internal. Grouped by what they are for:
 
 from __future__ import annotations
 
-from .archive import GZIP_LEVEL, GzipLevel, repack_tar_gz, safe_extract, tree_entries, write_tar
-from .cleanroom import build_paths, find_paths, hide_prefix, venv_prefix
-from .elf import elf_files, glibc_floor, is_elf, lddtree
-from .elf import interpreter as elf_interpreter
-from .elf import walk as elf_walk
-from .entrypoints import import_lines
-from .imports import ImportUse, third_party_imports
-from .installer import Installer, installer
-from .ospkg import package_name, package_version
-from .ospkg_build import PackageOptions, build_os_package, scripts_key
-from .ospkg_verify import Installed as OsInstalled
-from .ospkg_verify import Transaction as OsTransaction
-from .ospkg_verify import overlay as overlay_root
-from .ospkg_verify import prove as prove_transaction
-from .ospkg_verify import prove_os_package
-from .ospkg_verify import suites as debian_suites
-from .ospkg_verify import userspace as debian_userspace
-from .pep517 import pep517_build
-from .pyenv import (
-    PIP,
-    fetch_wheelhouse,
-    fresh_venv,
-    offline_install,
-    runtime_requirements,
-    stage,
-    verify_installed,
-    wheel_has_binaries,
-    wheel_is_pure_tag,
-    wheel_top_level,
-)
-from .runner import PASSED_THROUGH, tail
-from .sandbox import minimal_env
-from .shared_dirs import build_once, exclusive, remove_tree
-from .smoke import command_in_env, entry_code
-from .sources import file_digest
-from .tools import UV, uv_path
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what mypy and readers see; at run time __getattr__ imports each
+    from .archive import GZIP_LEVEL, GzipLevel, repack_tar_gz, safe_extract, tree_entries, write_tar
+    from .cleanroom import build_paths, find_paths, hide_prefix, venv_prefix
+    from .elf import elf_files, glibc_floor, is_elf, lddtree
+    from .elf import interpreter as elf_interpreter
+    from .elf import walk as elf_walk
+    from .entrypoints import import_lines
+    from .imports import ImportUse, third_party_imports
+    from .installer import Installer, installer
+    from .ospkg import package_name, package_version
+    from .ospkg_build import PackageOptions, build_os_package, scripts_key
+    from .ospkg_verify import Installed as OsInstalled
+    from .ospkg_verify import Transaction as OsTransaction
+    from .ospkg_verify import overlay as overlay_root
+    from .ospkg_verify import prove as prove_transaction
+    from .ospkg_verify import prove_os_package
+    from .ospkg_verify import suites as debian_suites
+    from .ospkg_verify import userspace as debian_userspace
+    from .pep517 import pep517_build
+    from .pyenv import (
+        PIP,
+        fetch_wheelhouse,
+        fresh_venv,
+        offline_install,
+        runtime_requirements,
+        stage,
+        verify_installed,
+        wheel_has_binaries,
+        wheel_is_pure_tag,
+        wheel_top_level,
+    )
+    from .runner import PASSED_THROUGH, tail
+    from .sandbox import minimal_env
+    from .shared_dirs import build_once, exclusive, remove_tree
+    from .smoke import command_in_env, entry_code
+    from .sources import file_digest
+    from .tools import UV, uv_path
+
+
+_WHERE: dict[str, tuple[str, str]] = {  # name: (module, its name there)
+    "GZIP_LEVEL": ("archive", "GZIP_LEVEL"),
+    "GzipLevel": ("archive", "GzipLevel"),
+    "ImportUse": ("imports", "ImportUse"),
+    "Installer": ("installer", "Installer"),
+    "OsInstalled": ("ospkg_verify", "Installed"),
+    "OsTransaction": ("ospkg_verify", "Transaction"),
+    "PASSED_THROUGH": ("runner", "PASSED_THROUGH"),
+    "PIP": ("pyenv", "PIP"),
+    "PackageOptions": ("ospkg_build", "PackageOptions"),
+    "UV": ("tools", "UV"),
+    "build_once": ("shared_dirs", "build_once"),
+    "build_os_package": ("ospkg_build", "build_os_package"),
+    "build_paths": ("cleanroom", "build_paths"),
+    "command_in_env": ("smoke", "command_in_env"),
+    "debian_suites": ("ospkg_verify", "suites"),
+    "debian_userspace": ("ospkg_verify", "userspace"),
+    "elf_files": ("elf", "elf_files"),
+    "elf_interpreter": ("elf", "interpreter"),
+    "elf_walk": ("elf", "walk"),
+    "entry_code": ("smoke", "entry_code"),
+    "exclusive": ("shared_dirs", "exclusive"),
+    "fetch_wheelhouse": ("pyenv", "fetch_wheelhouse"),
+    "file_digest": ("sources", "file_digest"),
+    "find_paths": ("cleanroom", "find_paths"),
+    "fresh_venv": ("pyenv", "fresh_venv"),
+    "glibc_floor": ("elf", "glibc_floor"),
+    "hide_prefix": ("cleanroom", "hide_prefix"),
+    "import_lines": ("entrypoints", "import_lines"),
+    "installer": ("installer", "installer"),
+    "is_elf": ("elf", "is_elf"),
+    "lddtree": ("elf", "lddtree"),
+    "minimal_env": ("sandbox", "minimal_env"),
+    "offline_install": ("pyenv", "offline_install"),
+    "overlay_root": ("ospkg_verify", "overlay"),
+    "package_name": ("ospkg", "package_name"),
+    "package_version": ("ospkg", "package_version"),
+    "pep517_build": ("pep517", "pep517_build"),
+    "prove_os_package": ("ospkg_verify", "prove_os_package"),
+    "prove_transaction": ("ospkg_verify", "prove"),
+    "remove_tree": ("shared_dirs", "remove_tree"),
+    "repack_tar_gz": ("archive", "repack_tar_gz"),
+    "runtime_requirements": ("pyenv", "runtime_requirements"),
+    "safe_extract": ("archive", "safe_extract"),
+    "scripts_key": ("ospkg_build", "scripts_key"),
+    "stage": ("pyenv", "stage"),
+    "tail": ("runner", "tail"),
+    "third_party_imports": ("imports", "third_party_imports"),
+    "tree_entries": ("archive", "tree_entries"),
+    "uv_path": ("tools", "uv_path"),
+    "venv_prefix": ("cleanroom", "venv_prefix"),
+    "verify_installed": ("pyenv", "verify_installed"),
+    "wheel_has_binaries": ("pyenv", "wheel_has_binaries"),
+    "wheel_is_pure_tag": ("pyenv", "wheel_is_pure_tag"),
+    "wheel_top_level": ("pyenv", "wheel_top_level"),
+    "write_tar": ("archive", "write_tar"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Each name imported from its module on first use: a backend pays at import time only
+    for the helpers it names, not for every tier's (loading every backend is part of every
+    build's start-up)."""
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{where[0]}", __package__), where[1])
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "GZIP_LEVEL",

@@ -18,22 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from .artifact import JSON, Artifact, Meta
 from .errors import BuildFailed
 from .options import doc
-from .ospkg import (
-    Control,
-    Format,
-    Package,
-    Run,
-    machine_arch,
-    nfpm_config,
-    package_name,
-    package_version,
-    set_times,
-    stage_payload,
-    wheel_control,
-)
 
 if TYPE_CHECKING:
     from .backend import BuildContext
+    from .ospkg import Format, Package, Run
 
 
 class NoMaintainer(BuildFailed):
@@ -62,6 +50,18 @@ def pack(fmt: Format, run: Run, nfpm: Path, *, project: str, version: str, wheel
          script: str, patchelf: Path | None = None) -> tuple[Path, Package]:
     """Stage the payload, write nfpm.yaml into `out` (beside the package) and run nfpm in
     `work`; returns the package file and what it says."""
+    from .ospkg import (  # with packaging and the ELF reader: only when a package is built
+        Control,
+        Package,
+        machine_arch,
+        nfpm_config,
+        package_name,
+        package_version,
+        set_times,
+        stage_payload,
+        wheel_control,
+    )
+
     name = package_name(project)
     payload = stage_payload(source, name, work, epoch, run, patchelf)
     control = wheel_control(wheel)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from .artifact import JSON, Artifact, Verdict
 from .errors import BuildFailed
-from .ospkg import machine_arch
 from .runner import tail
 from .sandbox import Result, Sandbox, minimal_env
 from .shared_dirs import build_once
@@ -66,6 +65,8 @@ def userspace(run: Run, cache: Path, suite: str, include: Sequence[str] = (),
               mirror: str = DEBIAN_MIRROR) -> Path:
     """A minimal Debian (debootstrap minbase of `suite` plus `include`), built once and kept
     under `cache`; the returned root is never written to (verifications overlay it)."""
+    from .ospkg import machine_arch  # with packaging and the ELF reader: not at import
+
     packages = sorted(set(include))
     key = hashlib.sha256(json.dumps([USERSPACE_RECIPE, suite, packages, mirror,
                                      machine_arch("deb")]).encode()).hexdigest()[:16]

@@ -12,9 +12,6 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import parse_wheel_filename
-
 from .errors import ToolMissing
 from .installer import installer
 from .runner import Runner
@@ -33,6 +30,8 @@ PIP = Tool("pip", f"{sys.executable} -m ensurepip --upgrade (Debian: apt install
 
 def runtime_requirements(requires: list[str]) -> list[str]:
     """The requirements that apply without extras on this interpreter."""
+    from packaging.requirements import InvalidRequirement, Requirement  # ~10 ms: at use
+
     kept = []
     for text in requires:
         try:
@@ -112,7 +111,7 @@ def _uv_pins(run: Runner, requirements: list[str | Path], work: Path) -> list[st
 def _link_stored(store: Path, pin: str, dest: Path) -> bool:
     """Hard-link (or copy) a stored wheel matching `pin` for this interpreter into `dest`."""
     from packaging.tags import sys_tags
-    from packaging.utils import canonicalize_name
+    from packaging.utils import canonicalize_name, parse_wheel_filename
 
     name, _, version = pin.partition("==")
     supported = list(sys_tags())
@@ -133,7 +132,7 @@ def _link_stored(store: Path, pin: str, dest: Path) -> bool:
 
 def _keep(dest: Path, store: Path) -> None:
     """Put a wheelhouse's wheels in the store, under their normalized names."""
-    from packaging.utils import canonicalize_name
+    from packaging.utils import canonicalize_name, parse_wheel_filename
 
     store.mkdir(parents=True, exist_ok=True)
     for wheel in dest.glob("*.whl"):
@@ -187,6 +186,8 @@ def wheel_top_level(wheel: Path) -> list[str]:
 
 
 def wheel_is_pure_tag(wheel: Path) -> bool:
+    from packaging.utils import parse_wheel_filename
+
     _, _, _, tags = parse_wheel_filename(wheel.name)
     return all(t.abi == "none" and t.platform == "any" for t in tags)
 
