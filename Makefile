@@ -78,7 +78,10 @@ lint: venv
 	$(VENV)/bin/ruff check src backends tests benchmarks
 	$(VENV)/bin/mypy src/gradient_build backends
 
+# Bytecode first: with PYTHONDONTWRITEBYTECODE set (many container images set it) an edited
+# module would be compiled again on every one of gradient's runs, and timed with them.
 bench: setup
+	$(PY) -m compileall -q src backends >/dev/null
 	$(PY) benchmarks/run.py $(BENCH)
 
 clean:
