@@ -73,7 +73,11 @@ _scanned: dict[tuple[str, frozenset[str]], SourceTree] = {}
 def scanned(root: Path, exclude: set[str]) -> SourceTree | None:
     """The source tree `start` scanned for this project a moment ago, handed over once: the
     session then does not hash every source file a second time (~7 ms on a small project)."""
-    return _scanned.pop((str(root.resolve()), frozenset(exclude)), None)
+    return _scanned.pop(_scan_key(root, exclude), None)
+
+
+def _scan_key(root: Path, exclude: set[str]) -> tuple[str, frozenset[str]]:
+    return str(root.resolve()), frozenset(exclude)
 
 
 def _options(argv: list[str]) -> dict[str, list[str]] | None:
@@ -119,7 +123,7 @@ def start(argv: list[str]) -> bool:
     cache = Cache(cache_dir)
     exclude = set(cache.delivered(project_id(root)))
     tree = scan(root, exclude=exclude)
-    _scanned[(str(root.resolve()), frozenset(exclude))] = tree
+    _scanned[_scan_key(root, exclude)] = tree
     named = _named_tiers(argv, opts, raw)
     alone = named == {"sdist"}  # its metadata is what its own sdist states (stated.py)
     if is_cached(cache.root, tree.digest, sdist_alone=alone):

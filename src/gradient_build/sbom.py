@@ -16,7 +16,7 @@ import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -204,11 +204,16 @@ def warm_in_background() -> None:
     _warm_readers()
     if helper.start():
         return
+    _start_once(_warming, _warm, "gradient-sbom-warm")
+
+
+def _start_once(started: list[threading.Thread], target: Callable[[], None], name: str) -> None:
+    """`target` on a daemon thread, once per process (`started` keeps the thread)."""
     with _warm_lock:
-        if _warming:
+        if started:
             return
-        _warming.append(threading.Thread(target=_warm, name="gradient-sbom-warm", daemon=True))
-    _warming[0].start()
+        started.append(threading.Thread(target=target, name=name, daemon=True))
+    started[0].start()
 
 
 _warm_lock = threading.Lock()
@@ -220,12 +225,7 @@ def _warm_readers() -> None:
     distribution's requirements and writing purls: packaging's parser and packageurl (~15 ms
     of imports, kept out of every backend's import) load beside the build, not on the way
     to the first SBOM."""
-    with _warm_lock:
-        if _readers:
-            return
-        _readers.append(threading.Thread(target=_import_readers, name="gradient-readers-warm",
-                                         daemon=True))
-    _readers[0].start()
+    _start_once(_readers, _import_readers, "gradient-readers-warm")
 
 
 def _import_readers() -> None:
